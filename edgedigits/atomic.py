@@ -1,0 +1,51 @@
+"""Atomic file writes: a temp file in the same folder, fsync, then os.replace.
+
+A crash or Ctrl-C never leaves a half-written file under its final name, and the
+previous version of the file stays intact until the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path next to `final`; on success move it over `final`.
+
+    The temp name keeps the final suffix (Keras insists on `.keras`). On any
+    exception, KeyboardInterrupt included, the temp file is deleted and `final`
+    is left as it was.
+    """
+    final = Path(final)
+    tmp = final.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{final.name}")
+    try:
+        yield tmp
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise OSError(f"writing {final} produced an empty file")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

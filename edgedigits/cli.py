@@ -1,0 +1,134 @@
+"""Command line: parse, build a config, call the library, map errors to exit codes.
+
+Exit codes: 0 success, 1 error (one line on stderr, no traceback), 2 usage error,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from edgedigits import __version__
+from edgedigits.errors import EdgeDigitsError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from edgedigits.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
+        out=args.out, device=args.device,
+    )
+    result = train(config, resume=Path(args.resume) if args.resume else None)
+    m = result.metrics
+    print(f"run directory: {result.run_dir}")
+    print(f"test accuracy: {m['test_accuracy']:.2%} on {m['data']} "
+          f"({m['epochs_run']} epochs, best epoch {m['best_epoch']}, {m['train_seconds']:.1f} s)")
+    return 130 if result.interrupted else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from edgedigits.data import load_dataset
+    from edgedigits.metrics import classification_report, format_report
+    from edgedigits.runtime import load_classifier
+
+    clf = load_classifier(args.model, backend=args.backend)
+    data = load_dataset(args.data)
+    proba = _batched_proba(clf, data.x_test, 1024)
+    report = classification_report(data.y_test, proba)
+    print(f"{clf.path} ({clf.backend} on {clf.device}), test split of {data.name}")
+    print(format_report(report))
+    if args.json:
+        from edgedigits import atomic
+
+        atomic.write_json(args.json, {"model": str(clf.path), "backend": clf.backend,
+                                      "data": data.name, **report})
+    return 0
+
+
+def _batched_proba(clf, x, batch):  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    return np.concatenate([clf.predict_proba(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgedigits",
+        description="Train the seed digit MLP, export it to ONNX/TFLite with parity proofs, "
+        "run it on a webcam, and benchmark every backend.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgedigits {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="fit the seed MLP (GPU when TensorFlow sees one)")
+    p.add_argument("--data", default="mnist",
+                   help="mnist (download; falls back to mnist-5k offline), mnist-5k, "
+                   "an .npz or an IDX folder (default: mnist)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="at most this many (default 30)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
+    p.add_argument("--learning-rate", type=_positive_float, default=None,
+                   help="default: Keras's (SGD 0.01, Adam 0.001)")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.add_argument("--out", default="runs", help="parent of the run directory (default runs)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue RUN_DIR from its checkpoint for --epochs more epochs")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion of a model")
+    p.add_argument("model", help="a .keras, .onnx or .tflite file")
+    p.add_argument("--data", default="mnist", help="as for train (default mnist)")
+    p.add_argument("--backend", choices=("auto", "onnx", "tflite", "keras"), default="auto")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EdgeDigitsError as exc:
+        print(f"edgedigits {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"edgedigits {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

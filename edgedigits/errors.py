@@ -1,0 +1,35 @@
+"""User-facing errors. The library raises these; the CLI prints them on one line and exits 1."""
+
+from __future__ import annotations
+
+
+class EdgeDigitsError(Exception):
+    """A problem the user can fix; the message says how."""
+
+
+class DataError(EdgeDigitsError):
+    """A data source is missing, unreadable or not MNIST-shaped."""
+
+
+class ModelError(EdgeDigitsError):
+    """A model file is missing, corrupt or of the wrong shape."""
+
+
+class MissingExtraError(EdgeDigitsError):
+    """An optional dependency group is not installed."""
+
+    def __init__(self, what: str, extra: str = "train") -> None:
+        super().__init__(
+            f"{what} needs the '{extra}' extra, which is not installed: "
+            f"run  pip install 'edgedigits[{extra}]'"
+        )
+
+
+class ParityError(EdgeDigitsError):
+    """An exported model disagrees with its Keras source beyond tolerance."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (C++ runtimes print pages), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,210 @@
+"""One Classifier interface over onnxruntime, LiteRT and Keras.
+
+`load_classifier(path)` -> object with
+    predict_proba(x: float32 [N, 28, 28] in [0, 1]) -> float32 [N, 10]
+    predict(x) -> int64 [N]
+This module must import without TensorFlow: the edge install has numpy,
+onnxruntime and OpenCV only. Keras is imported only for `.keras` files.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgedigits.errors import EdgeDigitsError, MissingExtraError, ModelError, first_line
+
+INPUT_SHAPE = (28, 28)
+NUM_CLASSES = 10
+BACKENDS = ("auto", "onnx", "tflite", "keras")
+SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite", ".keras": "keras"}
+
+
+class Classifier(Protocol):
+    path: Path
+    backend: str  # "onnx", "tflite" or "keras"
+    device: str  # e.g. "CPUExecutionProvider"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray: ...
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
+                    threads: int | None = None) -> Classifier:
+    """Open a `.onnx`, `.tflite` or `.keras` digit classifier.
+
+    Args:
+        path: the model file.
+        backend: "auto" (by suffix) or the backend the suffix implies.
+        threads: intra-op threads; None lets the runtime choose.
+
+    Raises:
+        ModelError: missing, unreadable or wrongly shaped model (one-line message).
+        MissingExtraError: the backend's package is not installed.
+    """
+    path = Path(path)
+    if backend not in BACKENDS:
+        raise EdgeDigitsError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; pass a .onnx, .tflite or .keras file")
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    implied = SUFFIX_BACKEND.get(path.suffix.lower())
+    if implied is None:
+        raise ModelError(f"{path}: unknown model type; expected .onnx, .tflite or .keras")
+    if backend not in ("auto", implied):
+        raise ModelError(f"{path}: a {path.suffix} file cannot run on the {backend} backend")
+    if threads is not None and threads < 1:
+        raise EdgeDigitsError(f"threads must be at least 1, got {threads}")
+    cls = {"onnx": OnnxClassifier, "tflite": TFLiteClassifier, "keras": KerasClassifier}[implied]
+    return cls(path, threads)
+
+
+def check_batch(x: np.ndarray) -> np.ndarray:
+    """Return x as C-contiguous float32 [N, 28, 28], or raise with what was wrong."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[1:] != INPUT_SHAPE:
+        raise EdgeDigitsError(f"model input must be [N, 28, 28]; got shape {tuple(x.shape)}")
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    return x
+
+
+class _Base:
+    path: Path
+    backend = ""
+    device = "CPU"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.predict_proba(x).argmax(axis=1)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} on {self.device}>"
+
+
+def _check_io(path: Path, in_shape: Any, out_shape: Any) -> None:
+    """Shapes as lists with None/str/-1 for symbolic dims: expect [*, 28, 28] -> [*, 10]."""
+    if len(in_shape) != 3 or tuple(in_shape[1:]) != INPUT_SHAPE:
+        raise ModelError(f"{path}: model input is {list(in_shape)}; edgedigits needs [batch, 28, 28]")
+    if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
+        raise ModelError(f"{path}: model output is {list(out_shape)}; edgedigits needs [batch, 10]")
+
+
+class OnnxClassifier(_Base):
+    backend = "onnx"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = path
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise ModelError(f"{path}: expected one input and one output, found "
+                             f"{len(inputs)} and {len(outputs)}")
+        _check_io(path, inputs[0].shape, outputs[0].shape)
+        if inputs[0].type != "tensor(float)":
+            raise ModelError(f"{path}: model input is {inputs[0].type}; edgedigits feeds float32")
+        self.input_name = inputs[0].name
+        self.output_names = [outputs[0].name]
+        self.device = self.session.get_providers()[0]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(self.output_names, {self.input_name: check_batch(x)})[0]
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+
+class TFLiteClassifier(_Base):
+    backend = "tflite"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise MissingExtraError(f"running {path.name}", extra="tflite") from exc
+        self.path = path
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # LiteRT raises ValueError/RuntimeError with C++ text
+            raise ModelError(f"{path}: not a loadable TFLite model ({first_line(exc)})") from exc
+        ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(ins) != 1 or len(outs) != 1:
+            raise ModelError(f"{path}: expected one input and one output, found "
+                             f"{len(ins)} and {len(outs)}")
+        _check_io(path, list(ins[0]["shape"]), list(outs[0]["shape"]))
+        self._in, self._out = ins[0], outs[0]
+        self._batch = int(ins[0]["shape"][0])
+        self.device = "CPU (LiteRT)"
+
+    def _resize(self, n: int) -> None:
+        self.interpreter.resize_tensor_input(self._in["index"], [n, *INPUT_SHAPE])
+        self.interpreter.allocate_tensors()
+        self._batch = n
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x = check_batch(x)
+        if len(x) != self._batch:
+            self._resize(len(x))
+        dtype = self._in["dtype"]
+        if dtype != np.float32:  # full-integer model: quantize the input here
+            scale, zero = self._in["quantization"]
+            info = np.iinfo(dtype)
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+        self.interpreter.set_tensor(self._in["index"], x)
+        self.interpreter.invoke()
+        y = self.interpreter.get_tensor(self._out["index"])
+        if self._out["dtype"] != np.float32:
+            scale, zero = self._out["quantization"]
+            y = (y.astype(np.float32) - zero) * np.float32(scale)
+        return y
+
+
+class KerasClassifier(_Base):
+    backend = "keras"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = path
+        self.model = load_keras_model(path)
+        self.device = "TensorFlow"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(check_batch(x), training=False))
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load a `.keras` file as data (safe_mode=True), checking the seed's I/O shapes."""
+    from edgedigits._tf import import_keras
+
+    keras = import_keras(f"loading {path.name}")
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a .keras archive (corrupt or truncated); re-run "
+                         "`edgedigits train` or pass another model")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError variously
+        raise ModelError(f"{path}: cannot load this Keras model ({first_line(exc)})") from exc
+    _check_io(path, list(model.input_shape), list(model.output_shape))
+    return model

@@ -1,0 +1,39 @@
+"""Shared fixtures: one real mnist-5k training run reused by every test that needs a model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from edgedigits.data import load_dataset
+
+    return load_dataset("mnist-5k")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A real 12-epoch run on mnist-5k (about 10 s on 2 cores)."""
+    from edgedigits.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs")
+    result = train(TrainConfig(data="mnist-5k", epochs=12, out=str(out)), log=lambda _: None)
+    return result.run_dir
+
+
+@pytest.fixture()
+def raw_mnist_arrays(mnist5k):
+    """Small uint8 MNIST-layout arrays made from real digits."""
+    to_u8 = lambda x: np.round(x * 255).astype(np.uint8)  # noqa: E731
+    return {
+        "x_train": to_u8(mnist5k.x_train[:300]),
+        "y_train": mnist5k.y_train[:300].copy(),
+        "x_test": to_u8(mnist5k.x_test[:100]),
+        "y_test": mnist5k.y_test[:100].copy(),
+    }

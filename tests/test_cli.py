@@ -1,0 +1,74 @@
+"""Exit codes and messages: 0 success, 1 error (one line, no traceback), 2 usage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgedigits.cli import main
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert "edgedigits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--epochs", "0"], ["train", "--optimizer", "rmsprop"], ["train", "--bogus"],
+    ["train", "--batch-size", "many"], ["nosuchcommand"], [],
+])
+def test_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_missing_data_file_is_one_line():
+    proc = run_cli("train", "--data", "/nope/mnist.npz", "--out", "/tmp/edgedigits-test-runs")
+    assert_one_line_error(proc, "/nope/mnist.npz", "no such file")
+
+
+def test_corrupt_data_file_is_one_line(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((3, 28, 28), np.uint8))
+    proc = run_cli("eval", "missing.onnx", "--data", str(bad))
+    assert_one_line_error(proc, "missing.onnx")
+
+
+def test_resume_without_checkpoint(tmp_path):
+    proc = run_cli("train", "--resume", str(tmp_path))
+    assert_one_line_error(proc, "no checkpoint.keras", "edgedigits train")
+
+
+def test_unwritable_out(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("train", "--data", "mnist-5k", "--out", str(blocker / "runs"))
+    assert_one_line_error(proc, "--out")
+
+
+@pytest.mark.slow
+def test_eval_of_trained_model(trained_run, capsys):
+    assert main(["eval", str(trained_run / "model.keras"), "--data", "mnist-5k"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "confusion" in out
