@@ -143,9 +143,12 @@ class TFLiteClassifier(_Base):
         except ImportError as exc:
             raise MissingExtraError(f"running {path.name}", extra="tflite") from exc
         self.path = path
+        from edgedigits.quiet import silenced
+
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with silenced(2):  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError with C++ text
             raise ModelError(f"{path}: not a loadable TFLite model ({first_line(exc)})") from exc
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()

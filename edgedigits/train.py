@@ -36,9 +36,10 @@ class TrainConfig:
     epochs: int = 30  # at most this many epochs (more epochs when resuming)
     batch_size: int = 32
     optimizer: str = "sgd"  # "sgd" (the seed) or "adam"
-    learning_rate: float | None = None  # None: Keras's default (SGD 0.01, Adam 0.001)
+    learning_rate: float | None = None  # None: model.DEFAULT_LEARNING_RATE (SGD 0.05, Adam 0.001)
     seed: int = 0  # weights init and shuffling; same seed on CPU -> same weights
     patience: int = 5  # EarlyStopping patience on val_loss, as the seed
+    shift: int = 0  # augmentation: translate each batch by up to N px (0 = none, the seed)
     out: str = "runs"  # parent of the timestamped run directory
     device: str = "auto"  # "auto", "cpu" or "gpu"
 
@@ -51,6 +52,8 @@ class TrainConfig:
             raise EdgeDigitsError(f"--optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise EdgeDigitsError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.shift <= 8:
+            raise EdgeDigitsError(f"--shift must be 0-8 pixels, got {self.shift}")
         if self.device not in ("auto", "cpu", "gpu"):
             raise EdgeDigitsError(f"--device must be auto, cpu or gpu, got {self.device!r}")
 
@@ -168,7 +171,7 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
         model=model,
     )
     run_epoch = _epoch_function(model, tf.constant(data.x_train),
-                                tf.constant(data.y_train.astype(np.int32)))
+                                tf.constant(data.y_train.astype(np.int32)), config.shift)
     rng = np.random.default_rng(config.seed + len(history))
     first = len(history)
     model.stop_training = False
@@ -178,7 +181,7 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
             callbacks.on_epoch_begin(epoch)
             t0 = time.perf_counter()
             batches = _shuffled_batches(rng, len(data.y_train), config.batch_size)  # [steps, B]
-            loss_sum, correct = run_epoch(tf.constant(batches))
+            loss_sum, correct = run_epoch(tf.constant(batches), tf.constant(epoch + config.seed))
             n_seen = batches.size
             val = classification_report(data.y_valid, model.predict(data.x_valid, batch_size=1024,
                                                                     verbose=0))
@@ -209,8 +212,12 @@ def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int) -> np.n
     return np.concatenate([perm, extra]).astype(np.int32).reshape(steps, batch_size)
 
 
-def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any], tuple[Any, Any]]:
-    """One XLA-compiled epoch: (batches int32 [steps, B]) -> (sum of batch losses, # correct)."""
+def _epoch_function(model: Any, x: Any, y: Any, shift: int) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """One XLA-compiled epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
+
+    With shift > 0 each batch is rolled by a random (dy, dx) in [-shift, shift]; MNIST
+    digits sit in a blank 4 px border, so the wrap-around moves only zeros.
+    """
     keras = import_keras("training")
     tf = import_tf("training")
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
@@ -218,10 +225,14 @@ def _epoch_function(model: Any, x: Any, y: Any) -> Callable[[Any], tuple[Any, An
     weights = model.trainable_variables
 
     @tf.function(jit_compile=True, reduce_retracing=True)
-    def run(batches: Any) -> tuple[Any, Any]:
+    def run(batches: Any, seed: Any) -> tuple[Any, Any]:
         def step(i: Any, loss_sum: Any, correct: Any) -> tuple[Any, Any, Any]:
             xb = tf.gather(x, batches[i])  # (B, 28, 28)
             yb = tf.gather(y, batches[i])  # (B,)
+            if shift:
+                dyx = tf.random.stateless_uniform([2], seed=tf.stack([seed, i]), minval=-shift,
+                                                  maxval=shift + 1, dtype=tf.int32)
+                xb = tf.roll(xb, shift=dyx, axis=[1, 2])
             with tf.GradientTape() as tape:
                 proba = model(xb, training=True)  # (B, 10)
                 loss = loss_fn(yb, proba)

@@ -1,0 +1,1 @@
+"""Live digit recognition: segment.py (pure functions on arrays) and loop.py (I/O, overlay)."""

@@ -1,0 +1,206 @@
+"""Export a trained model to every edge format, each checked against Keras before it lands.
+
+Every variant is a plain registry entry: key -> (file name, quantization, function).
+A function takes (keras_model, ExportContext) and returns the serialized bytes;
+`export_model` adds metadata, writes to a temp file, runs parity on it, and only a
+passing file replaces the final name (so a FAIL never clobbers a good export).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedigits import atomic
+from edgedigits.errors import EdgeDigitsError, ParityError, first_line
+from edgedigits.export import onnx as onnx_export
+from edgedigits.export import tflite as tflite_export
+from edgedigits.export.parity import (
+    TOLERANCES,
+    ParityRow,
+    compare,
+    format_table,
+    predict_in_batches,
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    filename: str
+    quantization: str  # "none", "fp16" or "int8": picks the parity tolerance
+    fn: Callable[[Any, Any], bytes]
+
+
+EXPORTERS: dict[str, Variant] = {
+    "onnx": Variant("model.onnx", "none", onnx_export.export_onnx),
+    "onnx_int8": Variant("model_int8.onnx", "int8", onnx_export.export_onnx_int8),
+    "tflite": Variant("model.tflite", "none", tflite_export.export_tflite),
+    "tflite_fp16": Variant("model_fp16.tflite", "fp16", tflite_export.export_tflite_fp16),
+    "tflite_int8": Variant("model_int8.tflite", "int8", tflite_export.export_tflite_int8),
+}
+FORMATS = ("onnx", "tflite", "all")
+QUANTIZE = ("none", "fp16", "int8")
+
+
+def select_variants(fmt: str, quantize: str | None) -> list[str]:
+    """Registry keys for `--format` and `--quantize` (None: float for one format, every variant for all)."""
+    if fmt not in FORMATS:
+        raise EdgeDigitsError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if quantize is not None and quantize not in QUANTIZE:
+        raise EdgeDigitsError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE)}")
+    keys = [k for k in EXPORTERS if fmt == "all" or k.split("_")[0] == fmt]
+    if quantize is not None:
+        keys = [k for k in keys if EXPORTERS[k].quantization == quantize]
+    elif fmt != "all":
+        keys = [k for k in keys if EXPORTERS[k].quantization == "none"]
+    if not keys:
+        raise EdgeDigitsError(f"--format {fmt} has no {quantize} variant; fp16 is TFLite-only "
+                              f"(valid: {', '.join(EXPORTERS)})")
+    return keys
+
+
+@dataclass
+class ExportConfig:
+    source: str  # a run directory (uses its model.keras) or a .keras file
+    variants: list[str] = field(default_factory=lambda: list(EXPORTERS))  # registry keys
+    opset: int = 17  # ONNX opset
+    out: str | None = None  # default: <run dir>/export
+    data: str | None = None  # parity + calibration data; default: the run's training data
+    calibration_size: int = 500  # training images used to calibrate int8
+
+
+@dataclass
+class ExportContext:
+    opset: int
+    x_calibration: np.ndarray  # float32 [n, 28, 28], training images
+    scratch: Path  # a private temp folder for multi-step exporters
+
+
+def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> list[ParityRow]:
+    """Write the requested variants plus parity.json into the output folder.
+
+    Raises:
+        ModelError: the source model is missing, corrupt or of another shape.
+        EdgeDigitsError: unwritable output folder, bad opset, failed conversion.
+        ParityError: a variant disagreed with Keras (its file was not written).
+    """
+    from edgedigits.data import load_dataset
+    from edgedigits.metadata import build_metadata, sha256
+    from edgedigits.runtime import load_classifier, load_keras_model
+
+    source, run_dir = _resolve_source(Path(config.source))
+    if not 7 <= config.opset <= 21:
+        raise EdgeDigitsError(f"--opset {config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
+    out = Path(config.out) if config.out else run_dir / "export"
+    _check_writable(out)
+    model = load_keras_model(source)
+    run_metrics = _read_json(run_dir / "metrics.json")
+    data = load_dataset(config.data or _read_json(run_dir / "config.json").get("data", "mnist"))
+    reference = predict_in_batches(_KerasRef(model), data.x_test)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    rng = np.random.default_rng(0)
+    calib = data.x_train[rng.choice(len(data.x_train), min(config.calibration_size, len(data.x_train)),
+                                    replace=False)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgedigits-export-") as scratch:
+        ctx = ExportContext(config.opset, calib, Path(scratch))
+        for key in config.variants:
+            variant = EXPORTERS[key]
+            meta = build_metadata(source, variant.quantization, data.name,
+                                  run_metrics.get("test_accuracy"), created)
+            try:
+                with atomic.atomic_path(out / variant.filename) as tmp:
+                    _try_export(key, variant, model, ctx, meta, tmp, log)
+                    proba = predict_in_batches(load_classifier(tmp), data.x_test)
+                    rows.append(compare(tmp, variant.filename, variant.quantization, proba,
+                                        reference, data.y_test))
+                    if not rows[-1].passed:
+                        raise _Rejected  # the temp file goes; a previous good file stays
+            except _Rejected:
+                pass
+    report = {"source": str(source), "source_sha256": sha256(source), "data": data.name,
+              "n_test": int(len(data.y_test)), "created": created, "config": asdict(config),
+              "tolerances": TOLERANCES, "rows": [r.as_dict() for r in rows]}
+    atomic.write_json(out / "parity.json", report)
+    log(format_table(rows))
+    log(f"parity report: {out / 'parity.json'}")
+    failed = [r.file for r in rows if not r.passed]
+    if failed:
+        raise ParityError(f"{', '.join(failed)} disagreed with the Keras model beyond tolerance "
+                          f"(see {out / 'parity.json'}); nothing was written under those names")
+    return rows
+
+
+class _Rejected(Exception):
+    """A variant failed parity: abort its atomic write."""
+
+
+class _KerasRef:
+    """The Keras model as a Classifier-like object for predict_in_batches."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(x, training=False))
+
+
+def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta: dict[str, str],
+                tmp: Path, log: Callable[[str], None]) -> None:
+    """Convert, embed metadata, write `tmp`; time it and log size. Failures become one line."""
+    from edgedigits.export.onnx import add_onnx_metadata
+    from edgedigits.metadata import tflite_with_metadata
+    from edgedigits.quiet import silenced
+
+    t0 = time.perf_counter()
+    try:
+        with silenced():  # the converters print their graphs and captures
+            data = variant.fn(model, ctx)
+        data = (add_onnx_metadata if variant.filename.endswith(".onnx") else tflite_with_metadata)(
+            data, meta)
+    except EdgeDigitsError:
+        raise
+    except Exception as exc:  # converters raise anything from ValueError to ConverterError
+        raise EdgeDigitsError(f"{key} export failed: {first_line(exc)}") from exc
+    tmp.write_bytes(data)
+    log(f"{key:<12} {variant.filename:<18} {len(data) / 1024:8.1f} KB  {time.perf_counter() - t0:5.2f} s")
+
+
+def _resolve_source(path: Path) -> tuple[Path, Path]:
+    """(the .keras file, the folder holding its run's config/metrics)."""
+    from edgedigits.errors import ModelError
+
+    if path.is_dir():
+        path = path / "model.keras"
+        if not path.is_file():
+            raise ModelError(f"{path.parent}: no model.keras; pass a run directory from "
+                             "`edgedigits train` or a .keras file")
+    elif not path.is_file():
+        raise ModelError(f"{path}: no such run directory or .keras file")
+    elif path.suffix != ".keras":
+        raise ModelError(f"{path}: export takes a run directory or a .keras file")
+    return path, path.parent
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise EdgeDigitsError(f"--out {out}: not writable ({exc.strerror or exc})") from exc
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,125 @@
+"""Metadata inside every exported file, readable without TensorFlow.
+
+ONNX: `metadata_props` (read through onnxruntime's custom_metadata_map).
+TFLite: one entry named "edgedigits" in the flatbuffer's `metadata` table, whose
+buffer holds the same key/value pairs as JSON.
+Keras: the `metrics.json`/`config.json` of the run directory beside the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+from edgedigits import __version__
+from edgedigits.errors import MissingExtraError, ModelError, first_line
+
+TFLITE_METADATA_NAME = "edgedigits"
+PREPROCESSING = ("input 'image' float32 [batch, 28, 28]: white digit on black, pixels/255 in [0, 1], "
+                 "digit fitted to 20x20 and centred by mass in 28x28 (MNIST)")
+LABELS = [str(d) for d in range(10)]
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_metadata(source: Path, quantization: str, training_data: str,
+                   test_accuracy: float | None, created: str) -> dict[str, str]:
+    """The key/value pairs stored in every export (all values are strings)."""
+    return {
+        "labels": json.dumps(LABELS),
+        "preprocessing": PREPROCESSING,
+        "source_model": source.name,
+        "source_sha256": sha256(source),
+        "edgedigits_version": __version__,
+        "training_data": training_data,
+        "test_accuracy": "" if test_accuracy is None else f"{test_accuracy:.6f}",
+        "created": created,
+        "quantization": quantization,
+    }
+
+
+# ----------------------------------------------------------------------------- TFLite
+
+
+def _schema():
+    try:
+        import ai_edge_litert.schema_py_generated as schema
+    except ImportError as exc:
+        raise MissingExtraError("reading .tflite files", extra="tflite") from exc
+    return schema
+
+
+def tflite_with_metadata(model_bytes: bytes, meta: dict[str, str]) -> bytes:
+    """Return the flatbuffer with `meta` added as the "edgedigits" metadata entry."""
+    import flatbuffers
+
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+    buffer = schema.BufferT()
+    buffer.data = list(json.dumps(meta, sort_keys=True).encode())
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = TFLITE_METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != TFLITE_METADATA_NAME.encode()]
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model_bytes) + 4096)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_tflite_metadata(path: Path) -> dict[str, str]:
+    schema = _schema()
+    raw = path.read_bytes()
+    if len(raw) < 8 or raw[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+    try:
+        model = schema.Model.GetRootAs(raw, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() == TFLITE_METADATA_NAME.encode():
+                data = model.Buffers(entry.Buffer()).DataAsNumpy()
+                return dict(json.loads(bytes(data).decode()))
+    except Exception as exc:  # a corrupt flatbuffer fails anywhere in the accessors
+        raise ModelError(f"{path}: corrupt TFLite file ({first_line(exc)})") from exc
+    return {}
+
+
+# ----------------------------------------------------------------------------- any format
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """Metadata of a `.onnx`, `.tflite` or `.keras` file (empty when it has none).
+
+    Raises:
+        ModelError: the file is missing, of an unknown type or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from edgedigits.runtime import OnnxClassifier
+
+        return OnnxClassifier(path).metadata()
+    if suffix == ".tflite":
+        return read_tflite_metadata(path)
+    if suffix == ".keras":
+        if not zipfile.is_zipfile(path):
+            raise ModelError(f"{path}: not a .keras archive (corrupt or truncated)")
+        meta: dict[str, str] = {"source_sha256": sha256(path)}
+        metrics = path.parent / "metrics.json"
+        if metrics.is_file():
+            m = json.loads(metrics.read_text())
+            meta.update(training_data=str(m.get("data", "")),
+                        test_accuracy=f"{m.get('test_accuracy', float('nan')):.6f}")
+        return meta
+    raise ModelError(f"{path}: unknown model type; expected .onnx, .tflite or .keras")

@@ -1,0 +1,144 @@
+"""Every export agrees with the Keras model on real digits (parametrized over the registry)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgedigits.errors import EdgeDigitsError, ModelError
+from edgedigits.export import EXPORTERS, ExportConfig, export_model, select_variants
+from edgedigits.export.parity import TOLERANCES
+from edgedigits.metadata import read_metadata, sha256
+from edgedigits.runtime import load_classifier, load_keras_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run):
+    rows = export_model(ExportConfig(source=str(trained_run)), log=lambda _: None)
+    return trained_run / "export", {r.file: r for r in rows}
+
+
+def test_all_writes_every_variant_and_report(exported):
+    out, _ = exported
+    names = {p.name for p in out.iterdir()}
+    assert names == {"model.onnx", "model_int8.onnx", "model.tflite", "model_fp16.tflite",
+                     "model_int8.tflite", "parity.json"}
+
+
+@pytest.mark.parametrize("key", list(EXPORTERS))
+def test_export_agrees_with_keras_on_real_digits(exported, trained_run, mnist5k, key):
+    """Independent re-check of parity: reload the file, compare with Keras ourselves."""
+    out, rows = exported
+    variant = EXPORTERS[key]
+    keras_p = np.asarray(load_keras_model(trained_run / "model.keras")(mnist5k.x_test))
+    export_p = load_classifier(out / variant.filename).predict_proba(mnist5k.x_test)
+    assert export_p.shape == (500, 10) and export_p.dtype == np.float32
+    agree = (export_p.argmax(1) == keras_p.argmax(1)).mean()
+    drop = (keras_p.argmax(1) == mnist5k.y_test).mean() - (export_p.argmax(1) == mnist5k.y_test).mean()
+    tol = TOLERANCES[variant.quantization]
+    if "max_abs_diff" in tol:
+        assert np.abs(export_p - keras_p).max() <= tol["max_abs_diff"]
+    if "min_agreement" in tol:
+        assert agree >= tol["min_agreement"]
+    if "max_accuracy_drop" in tol:
+        assert drop <= tol["max_accuracy_drop"]
+    assert rows[variant.filename].passed
+
+
+def test_parity_json_matches_table(exported):
+    out, rows = exported
+    report = json.loads((out / "parity.json").read_text())
+    assert report["data"] == "mnist-5k" and report["n_test"] == 500
+    assert {r["file"] for r in report["rows"]} == set(rows)
+    assert all(r["passed"] for r in report["rows"])
+
+
+def test_onnx_io_contract(exported):
+    import onnx
+
+    proto = onnx.load(str(exported[0] / "model.onnx"))
+    onnx.checker.check_model(proto)
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert inp.name == "image" and out.name == "probabilities"
+    assert [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim] == ["batch", 28, 28]
+    assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["batch", 10]
+    assert any(op.version == 17 for op in proto.opset_import if op.domain in ("", "ai.onnx"))
+
+
+def test_tflite_batch_is_resizable(exported, mnist5k):
+    clf = load_classifier(exported[0] / "model.tflite")
+    for n in (1, 7, 64):
+        assert clf.predict_proba(mnist5k.x_test[:n]).shape == (n, 10)
+
+
+def test_int8_onnx_is_much_smaller(exported):
+    out, _ = exported
+    assert (out / "model.onnx").stat().st_size / (out / "model_int8.onnx").stat().st_size >= 3.5
+
+
+@pytest.mark.parametrize("key", list(EXPORTERS))
+def test_metadata_in_every_file(exported, trained_run, key):
+    variant = EXPORTERS[key]
+    meta = read_metadata(exported[0] / variant.filename)
+    assert json.loads(meta["labels"]) == [str(d) for d in range(10)]
+    assert "28, 28" in meta["preprocessing"] and "[0, 1]" in meta["preprocessing"]
+    assert meta["source_sha256"] == sha256(trained_run / "model.keras")
+    assert meta["quantization"] == variant.quantization
+    assert meta["training_data"] == "mnist-5k"
+    assert float(meta["test_accuracy"]) > 0.8
+    assert meta["edgedigits_version"] and meta["created"].startswith("20")
+
+
+def test_opset_is_honoured(trained_run, tmp_path):
+    import onnx
+
+    export_model(ExportConfig(source=str(trained_run / "model.keras"), variants=["onnx"], opset=13,
+                              out=str(tmp_path)), log=lambda _: None)
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    assert [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] == [13]
+
+
+def test_failed_parity_keeps_previous_file(trained_run, tmp_path, monkeypatch):
+    from edgedigits.export import parity
+
+    export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
+                 log=lambda _: None)
+    good = (tmp_path / "model.onnx").read_bytes()
+    monkeypatch.setitem(parity.TOLERANCES, "none", {"max_abs_diff": 0.0, "min_agreement": 1.0})
+    with pytest.raises(EdgeDigitsError, match="disagreed"):
+        export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
+                     log=lambda _: None)
+    assert (tmp_path / "model.onnx").read_bytes() == good
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    assert json.loads((tmp_path / "parity.json").read_text())["rows"][0]["passed"] is False
+
+
+def test_select_variants():
+    assert select_variants("all", None) == list(EXPORTERS)
+    assert select_variants("onnx", None) == ["onnx"]
+    assert select_variants("tflite", "fp16") == ["tflite_fp16"]
+    assert select_variants("all", "int8") == ["onnx_int8", "tflite_int8"]
+    with pytest.raises(EdgeDigitsError, match="TFLite-only"):
+        select_variants("onnx", "fp16")
+    with pytest.raises(EdgeDigitsError, match="unknown format"):
+        select_variants("coreml", None)
+
+
+def test_model_of_another_input_shape_is_refused(tmp_path):
+    import keras
+
+    other = keras.Sequential([keras.Input((32, 32)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ModelError, match=r"needs \[batch, 28, 28\]"):
+        export_model(ExportConfig(source=str(tmp_path / "other.keras"), out=str(tmp_path / "o")))
+
+
+def test_unwritable_out(trained_run, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(EdgeDigitsError, match="not writable"):
+        export_model(ExportConfig(source=str(trained_run), out=str(blocker / "sub")))

@@ -1,0 +1,85 @@
+"""The runtime and camera import and run without TensorFlow; bad model files fail cleanly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edgedigits.errors import EdgeDigitsError, ModelError
+from edgedigits.runtime import check_batch, load_classifier
+
+NO_TF = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_runtime_and_camera_import_without_tensorflow():
+    code = NO_TF + (
+        "import edgedigits.runtime, edgedigits.camera, edgedigits.metadata, edgedigits.cli\n"
+        "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)\n"
+        "print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+@pytest.mark.slow
+def test_onnx_runs_without_tensorflow(trained_run, tmp_path):
+    from edgedigits.export import ExportConfig, export_model
+
+    export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
+                 log=lambda _: None)
+    code = NO_TF + (
+        "import numpy as np\nfrom edgedigits.runtime import load_classifier\n"
+        f"clf = load_classifier({str(tmp_path / 'model.onnx')!r}, threads=1)\n"
+        "p = clf.predict_proba(np.zeros((3, 28, 28), np.float32))\n"
+        "print(p.shape, bool(np.allclose(p.sum(1), 1, atol=1e-5)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "(3, 10) True", proc.stderr
+
+
+def test_check_batch():
+    assert check_batch(np.zeros((2, 28, 28), np.float64)).dtype == np.float32
+    with pytest.raises(EdgeDigitsError, match=r"\[N, 28, 28\]"):
+        check_batch(np.zeros((28, 28)))
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".tflite", ".keras"])
+@pytest.mark.parametrize("content", [b"", b"garbage bytes " * 50])
+def test_corrupt_model_files(tmp_path, suffix, content):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(ModelError) as info:
+        load_classifier(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_and_folder_and_unknown(tmp_path):
+    with pytest.raises(ModelError, match="no such model file"):
+        load_classifier(tmp_path / "nope.onnx")
+    with pytest.raises(ModelError, match="is a folder"):
+        load_classifier(tmp_path)
+    (tmp_path / "m.pt").write_bytes(b"x")
+    with pytest.raises(ModelError, match="unknown model type"):
+        load_classifier(tmp_path / "m.pt")
+
+
+def test_onnx_of_wrong_shape_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32, 32])])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(ModelError, match=r"needs \[batch, 28, 28\]"):
+        load_classifier(path)
