@@ -100,6 +100,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_camera(args: argparse.Namespace) -> int:
+    from edgedigits.camera.loop import CameraConfig, main_summary, run_camera
+
+    config = CameraConfig(
+        model=args.model, source=args.source, headless=args.headless,
+        output_jsonl=args.output_jsonl, output_video=args.output_video,
+        min_confidence=args.min_confidence, max_frames=args.max_frames, backend=args.backend,
+        threads=args.threads,
+    )
+    print(main_summary(run_camera(config)))
+    return 0
+
+
 def _batched_proba(clf, x, batch):  # type: ignore[no-untyped-def]
     import numpy as np
 
@@ -152,6 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default RUN_DIR/export)")
     p.add_argument("--data", help="parity/calibration data (default: the run's training data)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("camera", help="live digit recognition on a webcam, video, image(s) or demo")
+    p.add_argument("--model", help="a .onnx or .tflite file (default: the bundled model.onnx)")
+    p.add_argument("--source", default="0",
+                   help="webcam index, video file, image, folder of images, or demo (default 0)")
+    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("--output-jsonl", metavar="FILE", help="one JSON object per frame")
+    p.add_argument("--output-video", metavar="FILE", help="the annotated frames (.mp4 or .avi)")
+    p.add_argument("--min-confidence", type=float, default=0.8, help="default 0.8")
+    p.add_argument("--max-frames", type=_positive_int, metavar="N")
+    p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="inference threads")
+    p.set_defaults(func=cmd_camera)
 
     p = sub.add_parser("info", help="print the metadata embedded in a model file")
     p.add_argument("model", help="a .onnx, .tflite or .keras file")

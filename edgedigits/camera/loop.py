@@ -1,0 +1,268 @@
+"""The camera loop: capture -> segment -> one batched classify -> track -> overlay/outputs.
+
+No TensorFlow here: numpy, OpenCV and the runtime's Classifier only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgedigits.camera.segment import SegmentConfig, group_numbers, segment
+from edgedigits.camera.sources import open_source
+from edgedigits.errors import EdgeDigitsError
+
+WINDOW = "edgedigits camera (q or Esc quits)"
+
+
+def bundled_model() -> Path:
+    """The pretrained model.onnx shipped in the package (full MNIST, metadata inside)."""
+    return Path(str(resources.files("edgedigits.assets").joinpath("model.onnx")))
+
+
+@dataclass
+class CameraConfig:
+    model: str | None = None  # None: the bundled model.onnx
+    source: str = "0"  # webcam index, video, image, folder or "demo"
+    headless: bool = False  # no window
+    output_jsonl: str | None = None  # one JSON object per frame
+    output_video: str | None = None  # annotated frames
+    min_confidence: float = 0.8  # detections below this are dropped
+    max_frames: int | None = None
+    backend: str = "auto"  # auto, onnx or tflite
+    threads: int | None = None
+    smoothing: float = 0.4  # weight of the newest frame in each track's running probabilities
+
+
+# ----------------------------------------------------------------------------- tracking
+
+
+@dataclass
+class Track:
+    box: tuple[int, int, int, int]
+    proba: np.ndarray  # running average of the class probabilities, [10]
+    misses: int = 0
+
+
+@dataclass
+class Tracker:
+    """Match boxes frame to frame by IoU and average each track's probabilities (EMA)."""
+
+    alpha: float = 0.4
+    max_misses: int = 3
+    tracks: list[Track] = field(default_factory=list)
+
+    def update(self, boxes: list[tuple[int, int, int, int]], proba: np.ndarray) -> np.ndarray:
+        """Return smoothed probabilities [N, 10] for this frame's boxes."""
+        smoothed = np.array(proba, dtype=np.float32, copy=True)
+        free = set(range(len(self.tracks)))
+        for i, box in enumerate(boxes):
+            best = max(free, key=lambda t: _iou(box, self.tracks[t].box), default=None)
+            if best is not None and _iou(box, self.tracks[best].box) > 0.3:
+                track = self.tracks[best]
+                free.discard(best)
+                track.proba = (1 - self.alpha) * track.proba + self.alpha * proba[i]
+                track.box, track.misses = box, 0
+                smoothed[i] = track.proba
+            else:
+                self.tracks.append(Track(box, proba[i].copy()))
+        for t in free:
+            self.tracks[t].misses += 1
+        self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]
+        return smoothed
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------- one frame
+
+
+def process_frame(frame: np.ndarray, classifier: Any, tracker: Tracker | None,
+                  min_confidence: float, seg: SegmentConfig | None = None) -> dict[str, Any]:
+    """Segment, classify all crops in ONE batched call, smooth, filter, group into numbers."""
+    t0 = time.perf_counter()
+    detections = segment(frame, seg)
+    t1 = time.perf_counter()
+    if detections:
+        proba = classifier.predict_proba(np.stack([d.image for d in detections]))  # [N, 10]
+    else:
+        proba = np.zeros((0, 10), np.float32)
+    t2 = time.perf_counter()
+    if tracker is not None:
+        proba = tracker.update([d.box for d in detections], proba)
+    digits, kept = [], []
+    for det, p in zip(detections, proba, strict=True):
+        label, conf = int(p.argmax()), float(p.max())
+        if conf >= min_confidence:
+            digits.append({"label": label, "confidence": round(conf, 4), "box": list(det.box)})
+            kept.append(det)
+    numbers = group_numbers([tuple(d["box"]) for d in digits], [d["label"] for d in digits])
+    return {"digits": digits, "numbers": numbers, "inputs": [d.image for d in kept],
+            "ms": {"segment": (t1 - t0) * 1e3, "classify": (t2 - t1) * 1e3}}
+
+
+# ----------------------------------------------------------------------------- overlay
+
+
+def draw_overlay(frame: np.ndarray, result: dict[str, Any], fps: float) -> np.ndarray:
+    """Boxes coloured by confidence (red 0.5 -> green 1.0), "7 0.98", thumbnails, numbers, timings."""
+    out = frame.copy() if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    for d in result["digits"]:
+        x, y, w, h = d["box"]
+        g = float(np.clip((d["confidence"] - 0.5) * 2, 0, 1))
+        color = (0, int(255 * g), int(255 * (1 - g)))
+        cv2.rectangle(out, (x, y), (x + w, y + h), color, 2)
+        cv2.putText(out, f"{d['label']} {d['confidence']:.2f}", (x, max(12, y - 5)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+    for n in result["numbers"]:
+        if len(n["value"]) > 1:
+            x, y, w, h = n["box"]
+            cv2.rectangle(out, (x - 4, y - 4), (x + w + 4, y + h + 4), (255, 160, 0), 1)
+            cv2.putText(out, n["value"], (x, y + h + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                        (255, 160, 0), 2, cv2.LINE_AA)
+    thumbs = result["inputs"][: max(0, out.shape[1] // 44)]
+    for i, img in enumerate(thumbs):  # the exact 28x28 model inputs, 1.5x
+        t = cv2.resize((img * 255).astype(np.uint8), (42, 42), interpolation=cv2.INTER_NEAREST)
+        y0, x0 = out.shape[0] - 44, 2 + i * 44
+        if y0 >= 0:
+            out[y0:y0 + 42, x0:x0 + 42] = t[:, :, None]
+    ms = result["ms"]
+    text = (f"{fps:5.1f} FPS  capture {ms.get('capture', 0):.1f}  segment {ms['segment']:.1f}  "
+            f"classify {ms['classify']:.1f}  total {ms.get('total', 0):.1f} ms")
+    cv2.rectangle(out, (0, 0), (min(out.shape[1], 8 + 7 * len(text)), 20), (0, 0, 0), -1)
+    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def run_camera(config: CameraConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the loop until the source ends, --max-frames, or q/Esc; return a summary.
+
+    Raises:
+        EdgeDigitsError/ModelError: bad source, model or output path (one line).
+    """
+    from edgedigits.runtime import load_classifier
+
+    if not 0.0 <= config.min_confidence <= 1.0:
+        raise EdgeDigitsError(f"--min-confidence must be within 0-1, got {config.min_confidence}")
+    model = Path(config.model) if config.model else bundled_model()
+    classifier = load_classifier(model, backend=config.backend, threads=config.threads)
+    source = open_source(config.source)
+    tracker = Tracker(alpha=config.smoothing)
+    frames = stopped = 0
+    fps = 0.0
+    with contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        jsonl = stack.enter_context(_atomic_lines(config.output_jsonl)) if config.output_jsonl else None
+        video = _VideoOut(config.output_video, source.fps) if config.output_video else None
+        if video:
+            stack.push(video.finish)
+        show = not config.headless
+        if show:
+            stack.callback(cv2.destroyAllWindows)
+        stream: Iterator[np.ndarray] = source.frames()
+        try:
+            while config.max_frames is None or frames < config.max_frames:
+                t0 = time.perf_counter()
+                frame = next(stream, None)
+                if frame is None:
+                    break
+                t1 = time.perf_counter()
+                result = process_frame(frame, classifier, tracker, config.min_confidence)
+                result["ms"]["capture"] = (t1 - t0) * 1e3
+                result["ms"]["total"] = (time.perf_counter() - t0) * 1e3
+                fps = 0.9 * fps + 0.1 * (1e3 / max(result["ms"]["total"], 1e-3)) if frames else \
+                    1e3 / max(result["ms"]["total"], 1e-3)
+                if jsonl:
+                    jsonl.write(json.dumps(_record(frames, result)) + "\n")
+                if video or show:
+                    annotated = draw_overlay(frame, result, fps)
+                    if video:
+                        video.write(annotated)
+                    if show:
+                        cv2.imshow(WINDOW, annotated)
+                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                            break
+                frames += 1
+        except cv2.error as exc:  # a device that vanishes mid-stream
+            stopped = 1
+            log(f"the source stopped delivering frames ({str(exc).strip().splitlines()[-1]}); "
+                f"ending after {frames} frames")
+    if source.live and frames == 0 and not stopped:
+        raise EdgeDigitsError(f"{source.name} delivered no frames; is another program using it?")
+    if source.live and not stopped and (config.max_frames is None or frames < config.max_frames):
+        log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
+    return {"frames": frames, "model": str(model), "backend": classifier.backend,
+            "device": classifier.device, "jsonl": config.output_jsonl, "video": config.output_video}
+
+
+def _record(index: int, result: dict[str, Any]) -> dict[str, Any]:
+    ms = {k: round(result["ms"][k], 3) for k in ("capture", "segment", "classify", "total")}
+    return {"frame": index, "ms": ms, "digits": result["digits"], "numbers": result["numbers"]}
+
+
+@contextlib.contextmanager
+def _atomic_lines(path: str) -> Iterator[Any]:
+    """Write lines to a temp file; on ANY exit (even Ctrl-C) move it, complete, into place."""
+    final = Path(path)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+        fh = open(tmp, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise EdgeDigitsError(f"--output-jsonl {path}: cannot write ({exc.strerror})") from exc
+    try:
+        yield fh
+    finally:
+        fh.close()
+        os.replace(tmp, final)  # every line in it was written whole
+
+
+class _VideoOut:
+    def __init__(self, path: str, fps: float) -> None:
+        self.final = Path(path)
+        self.tmp = self.final.with_name(f".tmp-{os.getpid()}-{self.final.name}")
+        self.fps = max(1.0, min(fps, 60.0))
+        self.writer: Any = None
+        if not self.final.parent.is_dir():
+            raise EdgeDigitsError(f"--output-video {path}: folder {self.final.parent} does not exist")
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.final.suffix.lower() == ".mp4" else "MJPG"))
+            self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, frame.shape[1::-1])
+            if not self.writer.isOpened():
+                raise EdgeDigitsError(f"--output-video {self.final}: cannot encode this format; "
+                                      "use .mp4 or .avi")
+        self.writer.write(frame)
+
+    def finish(self, *exc_info: object) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            if self.tmp.exists() and self.tmp.stat().st_size > 0:
+                os.replace(self.tmp, self.final)
+
+
+def main_summary(summary: dict[str, Any]) -> str:
+    outputs = [f"{k} {summary[k]}" for k in ("jsonl", "video") if summary[k]]
+    return (f"{summary['frames']} frames with {Path(summary['model']).name} "
+            f"({summary['backend']} on {summary['device']})" + ("; wrote " + ", ".join(outputs)
+                                                                 if outputs else ""))

@@ -1,0 +1,146 @@
+"""The camera loop through the CLI on images, folders, videos and the demo (no webcam here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedigits.camera.loop import Tracker, bundled_model, process_frame
+from edgedigits.camera.synth import demo_digits, demo_frames, scattered_frame
+from edgedigits.cli import main
+from edgedigits.runtime import load_classifier
+
+
+@pytest.fixture(scope="module")
+def frames_with_truth():
+    x, y = demo_digits()
+    rng = np.random.default_rng(3)
+    return [scattered_frame(x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8], rng) for i in range(4)]
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_bundled_model_has_metadata():
+    from edgedigits.metadata import read_metadata
+
+    meta = read_metadata(bundled_model())
+    assert float(meta["test_accuracy"]) >= 0.98 and meta["quantization"] == "none"
+
+
+def test_image_source_reads_the_digits(tmp_path, frames_with_truth):
+    frame, truths = frames_with_truth[0]
+    cv2.imwrite(str(tmp_path / "page.png"), frame)
+    out = tmp_path / "out.jsonl"
+    assert main(["camera", "--source", str(tmp_path / "page.png"), "--headless",
+                 "--min-confidence", "0", "--output-jsonl", str(out)]) == 0
+    (record,) = _jsonl(out)
+    assert record["frame"] == 0
+    assert set(record["ms"]) == {"capture", "segment", "classify", "total"}
+    assert len(record["digits"]) == len(truths) == 8
+    correct = 0
+    for t in truths:  # match each truth to the detection holding its centre
+        cx, cy = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
+        (d,) = [d for d in record["digits"] if d["box"][0] <= cx <= d["box"][0] + d["box"][2]
+                and d["box"][1] <= cy <= d["box"][1] + d["box"][3]]
+        correct += d["label"] == t.label
+    assert correct >= 7
+
+
+def test_min_confidence_drops_unsure_digits(tmp_path, frames_with_truth):
+    cv2.imwrite(str(tmp_path / "page.png"), frames_with_truth[0][0])
+    out = tmp_path / "out.jsonl"
+    assert main(["camera", "--source", str(tmp_path / "page.png"), "--headless",
+                 "--output-jsonl", str(out)]) == 0
+    (record,) = _jsonl(out)
+    assert 0 < len(record["digits"]) < 8
+    assert all(d["confidence"] >= 0.8 for d in record["digits"])
+
+
+def test_folder_is_sorted_and_video_is_written(tmp_path, frames_with_truth):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for i, (frame, _) in reversed(list(enumerate(frames_with_truth))):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
+    (folder / "notes.txt").write_text("not an image")
+    out, video = tmp_path / "f.jsonl", tmp_path / "annotated.avi"
+    assert main(["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out),
+                 "--output-video", str(video)]) == 0
+    records = _jsonl(out)
+    assert [r["frame"] for r in records] == [0, 1, 2, 3]
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    cap.release()
+
+
+def test_demo_reads_the_number_2026(tmp_path):
+    out = tmp_path / "demo.jsonl"
+    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "30",
+                 "--output-jsonl", str(out)]) == 0
+    records = _jsonl(out)
+    assert len(records) == 30
+    reads = [n["value"] for r in records for n in r["numbers"]]
+    assert reads.count("2026") >= 28
+
+
+def test_video_file_source_and_early_end(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for frame, _ in demo_frames(12):
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "v.jsonl"
+    assert main(["camera", "--source", str(path), "--headless", "--output-jsonl", str(out)]) == 0
+    assert len(_jsonl(out)) == 12  # the file ended: a clean stop with every frame recorded
+
+
+def test_tracker_smooths_a_flickering_label():
+    tracker = Tracker()
+    box = (10, 10, 40, 60)
+    seven, one = np.eye(10, dtype=np.float32)[7], np.eye(10, dtype=np.float32)[1]
+    for _ in range(4):
+        tracker.update([box], seven[None])
+    smoothed = tracker.update([(11, 10, 40, 60)], one[None])  # one bad frame
+    assert smoothed[0].argmax() == 7
+
+
+def test_one_batched_call_per_frame(frames_with_truth):
+    calls = []
+    clf = load_classifier(bundled_model())
+
+    class Spy:
+        def predict_proba(self, x):
+            calls.append(len(x))
+            return clf.predict_proba(x)
+
+    process_frame(frames_with_truth[1][0], Spy(), None, 0.8)
+    assert calls == [8]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--source", "7"], "no camera at index 7"),
+    (["--source", "missing.mp4"], "no such file"),
+    (["--source", "demo", "--model", "nope.onnx"], "no such model file"),
+    (["--source", "__BAD_IMAGE__"], "not a readable image"),
+    (["--source", "demo", "--min-confidence", "2"], "--min-confidence"),
+])
+def test_bad_camera_input_is_one_line(tmp_path, args, needle):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    args = [str(bad) if a == "__BAD_IMAGE__" else a for a in args]
+    proc = run_cli("camera", "--headless", *args)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr

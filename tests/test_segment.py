@@ -1,0 +1,117 @@
+"""Segmentation and MNIST-style normalisation on real MNIST digits (no model, no I/O)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgedigits.camera.segment import binarize, find_boxes, group_numbers, normalise_crop, segment, to_gray
+from edgedigits.camera.synth import demo_digits, ink_digit, paper, scattered_frame
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return demo_digits()
+
+
+def test_normalise_reproduces_mnist_geometry(digits):
+    """An MNIST digit re-normalised from a big crop lands where MNIST put it."""
+    x, _ = digits
+    for img in x[:50]:
+        big = np.kron(img, np.ones((5, 5), np.uint8))  # 140x140, as a camera crop would be
+        out = normalise_crop(big)
+        assert out.shape == (28, 28) and out.dtype == np.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        ys, xs = np.nonzero(out > 0.1)
+        assert max(ys.max() - ys.min(), xs.max() - xs.min()) <= 21  # fitted into 20x20 (+AA)
+        total = out.sum()
+        cy = (np.arange(28)[:, None] * out).sum() / total
+        cx = (np.arange(28)[None, :] * out).sum() / total
+        assert abs(cy - 13.5) < 0.6 and abs(cx - 13.5) < 0.6  # centred by mass
+
+
+def test_normalised_digits_classify_like_mnist(digits):
+    """Paste real MNIST test digits at 20-120 px into frames, segment, classify with the
+    bundled model: accuracy within 1 point of classifying the original 28x28 images."""
+    from edgedigits.camera.loop import bundled_model
+    from edgedigits.runtime import load_classifier
+
+    x, y = digits
+    clf = load_classifier(bundled_model())
+    original = (clf.predict(x / 255.0) == y).mean()
+    rng = np.random.default_rng(11)
+    hits = 0
+    for img, label in zip(x, y, strict=True):
+        height = int(rng.uniform(20, 120))
+        canvas = paper(480, 640, rng, uneven=False)
+        ink_digit(canvas, img, int(rng.uniform(10, 620 - height * 1.4)),
+                  int(rng.uniform(10, 470 - height * 1.4)), height)
+        found = segment(canvas.astype(np.uint8))
+        if len(found) == 1:
+            hits += int(clf.predict(found[0].image[None])[0] == label)
+    assert hits / len(y) >= original - 0.01
+
+
+@pytest.mark.parametrize("crop", [np.zeros((0, 0)), np.zeros((10, 10)), np.zeros((5,)),
+                                  np.full((3, 3), np.nan), np.ones((1, 1)), np.ones((1, 200))])
+def test_normalise_guards_degenerate_crops(crop):
+    out = normalise_crop(crop)
+    assert out.shape == (28, 28) and np.isfinite(out).all()
+
+
+def test_scattered_digits_are_found_where_they_are(digits):
+    x, y = digits
+    rng = np.random.default_rng(5)
+    frame, truths = scattered_frame(x[:10], y[:10], rng)
+    found = segment(frame)
+    assert len(found) == 10
+    for t in truths:
+        cx, cy = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
+        assert any(d.box[0] <= cx <= d.box[0] + d.box[2] and d.box[1] <= cy <= d.box[1] + d.box[3]
+                   for d in found)
+
+
+def test_thin_one_passes(digits):
+    x, y = digits
+    one = x[np.flatnonzero(y == 1)[0]]
+    canvas = paper(240, 320, np.random.default_rng(0), uneven=False)
+    ink_digit(canvas, one, 140, 60, 100)
+    boxes = find_boxes(binarize(canvas.astype(np.uint8)))
+    assert len(boxes) == 1 and boxes[0][2] < 0.6 * boxes[0][3]
+
+
+def test_clutter_is_rejected():
+    """Ruled lines, a page edge and a dark border give no digits."""
+    page = np.full((480, 640), 220, np.uint8)
+    page[100::40, :] = 120  # ruled lines across the page
+    page[:, :30] = 40  # the dark desk beyond the page edge
+    assert find_boxes(binarize(page)) == []
+
+
+@pytest.mark.parametrize("frame", [
+    np.zeros((480, 640, 3), np.uint8), np.full((480, 640), 255, np.uint8),
+    np.zeros((1, 1), np.uint8), np.zeros((4096, 4096), np.uint8),
+    np.random.default_rng(0).integers(0, 256, (480, 640, 3)).astype(np.uint8),
+    np.random.default_rng(1).integers(0, 65536, (240, 320)).astype(np.uint16),
+    np.random.default_rng(2).random((240, 320, 4)).astype(np.float32),
+    np.full((100, 100, 1), 0.5, np.float64),
+])
+def test_blank_and_noise_frames_give_no_digits(frame):
+    assert segment(frame) == []
+
+
+def test_to_gray_handles_layouts():
+    assert to_gray(np.zeros((5, 6, 4), np.uint8)).shape == (5, 6)
+    assert to_gray(np.ones((5, 6), np.float32)).max() == 255
+    assert to_gray(np.full((5, 6), 65535, np.uint16)).max() == 255
+    with pytest.raises(ValueError):
+        to_gray(np.zeros((0, 5), np.uint8))
+
+
+def test_group_numbers_reads_a_line_left_to_right():
+    boxes = [(260, 100, 40, 60), (100, 100, 40, 60), (150, 102, 40, 58), (205, 98, 40, 62),
+             (120, 300, 40, 60)]
+    labels = [6, 2, 0, 2, 7]
+    numbers = group_numbers(boxes, labels)
+    assert [n["value"] for n in numbers] == ["2026", "7"]
+    assert numbers[0]["box"] == [100, 98, 200, 62]
