@@ -113,6 +113,42 @@ def cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from edgedigits.pipeline import PipelineConfig, run_pipeline
+
+    run_dir = run_pipeline(PipelineConfig(data=args.data, out=args.out, epochs=args.epochs,
+                                          seed=args.seed))
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected numbers >= 1, got {text!r}")
+    return values
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from edgedigits.bench import BenchConfig, run_bench, to_markdown, write_outputs
+
+    config = BenchConfig(model_dir=args.model_dir, batch_sizes=args.batch_sizes, threads=args.threads,
+                         seconds=args.seconds, cold_start=not args.no_cold_start)
+    report = run_bench(config, progress=_progress if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(to_markdown(report))
+    write_outputs(report, args.json, args.markdown, args.plot)
+    return 0
+
+
+def _progress(text: str) -> None:
+    print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
+
+
 def _batched_proba(clf, x, batch):  # type: ignore[no-untyped-def]
     import numpy as np
 
@@ -178,6 +214,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="inference threads")
     p.set_defaults(func=cmd_camera)
+
+    p = sub.add_parser("bench", help="latency/throughput of every backend, side by side")
+    p.add_argument("--model-dir", default=".", help="a run dir (model.keras + export/) or a folder "
+                   "of exported models (default .)")
+    p.add_argument("--batch-sizes", type=_int_list, default=[1, 32, 1024], help="default 1,32,1024")
+    p.add_argument("--threads", type=_int_list, default=[1, 2], help="default 1,2")
+    p.add_argument("--seconds", type=_positive_float, default=0.5,
+                   help="time budget per measurement (default 0.5)")
+    p.add_argument("--no-cold-start", action="store_true", help="skip the fresh-process timings")
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--markdown", metavar="FILE")
+    p.add_argument("--plot", metavar="FILE", help="PNG chart, log scale")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("pipeline", help="train -> export -> parity -> bench -> camera demo -> report.md")
+    p.add_argument("--data", default="mnist", help="as for train (default mnist; offline: mnist-5k)")
+    p.add_argument("--out", default="runs", help="parent of the run directory (default runs)")
+    p.add_argument("--epochs", type=_positive_int, default=30, help="default 30")
+    p.add_argument("--seed", type=int, default=0, help="default 0")
+    p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("info", help="print the metadata embedded in a model file")
     p.add_argument("model", help="a .onnx, .tflite or .keras file")

@@ -1,0 +1,315 @@
+"""Latency and throughput of every backend, measured in one process and one run.
+
+Backends (those whose file/package is present):
+  keras.predict   the seed's way (model.predict)      keras.call   model(x) directly
+  tflite[.fp16|.int8]  LiteRT via edgedigits          onnx[.int8]  onnxruntime via edgedigits
+  onnx.bare       a bare InferenceSession.run on model.onnx (the wrapper's overhead reference)
+  numpy           a plain numpy forward pass of the same weights (the floor of "no runtime")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedigits.model import MACS_PER_IMAGE
+
+Predict = Callable[[np.ndarray], Any]
+
+
+@dataclass
+class BenchConfig:
+    model_dir: str  # a run dir (model.keras + export/) or a folder of exported files
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 32, 1024])
+    threads: list[int] = field(default_factory=lambda: [1, 2])
+    seconds: float = 0.5  # time budget per (backend, batch, threads) after warm-up
+    cold_start: bool = True  # also time a fresh process to its first prediction
+    camera: bool = True  # also time the camera pipeline per stage on the demo clip
+
+
+@dataclass
+class Row:
+    backend: str
+    threads: int
+    batch: int
+    p50_us: float
+    p90_us: float
+    p99_us: float
+    images_per_s: float
+    gflops: float  # achieved: 2 * 266,200 multiply-adds per image
+    calls: int
+
+
+def find_models(model_dir: Path) -> dict[str, Path]:
+    """Backend name -> file, from a run dir (model.keras, export/*) or a folder of exports."""
+    folders = [model_dir, model_dir / "export"]
+    names = {"keras": "model.keras", "onnx": "model.onnx", "onnx.int8": "model_int8.onnx",
+             "tflite": "model.tflite", "tflite.fp16": "model_fp16.tflite",
+             "tflite.int8": "model_int8.tflite"}
+    found = {}
+    for key, name in names.items():
+        path = next((f / name for f in folders if (f / name).is_file()), None)
+        if path:
+            found[key] = path
+    return found
+
+
+def numpy_forward(weights: list[np.ndarray]) -> Predict:
+    """The MLP in numpy: x [N, 28, 28] -> softmax [N, 10]."""
+    w1, b1, w2, b2, w3, b3 = (np.ascontiguousarray(w, dtype=np.float32) for w in weights)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        h = np.maximum(x.reshape(len(x), -1) @ w1 + b1, 0)  # (N, 300)
+        h = np.maximum(h @ w2 + b2, 0)  # (N, 100)
+        z = h @ w3 + b3  # (N, 10)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return forward
+
+
+def backends(models: dict[str, Path], threads: int) -> dict[str, Predict]:
+    """Callable per backend for this thread count (Keras only when TensorFlow is installed)."""
+    from edgedigits.runtime import load_classifier
+
+    out: dict[str, Predict] = {}
+    if "keras" in models:
+        try:
+            from edgedigits.runtime import load_keras_model
+
+            model = load_keras_model(models["keras"])
+            out["keras.predict"] = lambda x: model.predict(x, verbose=0)
+            out["keras.call"] = lambda x: model(x, training=False)
+            out["numpy"] = numpy_forward(model.get_weights())
+        except ImportError:
+            pass
+    for key in ("tflite", "tflite.fp16", "tflite.int8", "onnx", "onnx.int8"):
+        if key in models:
+            try:
+                out[key] = load_classifier(models[key], threads=threads).predict_proba
+            except ImportError:
+                continue
+    if "onnx" in models:
+        out["onnx.bare"] = _bare_session(models["onnx"], threads)
+    return out
+
+
+def _bare_session(path: Path, threads: int) -> Predict:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"image": x})
+
+
+def time_calls(fn: Predict, x: np.ndarray, seconds: float, warmup: int = 5,
+               max_calls: int = 20_000) -> np.ndarray:
+    """Per-call seconds after warm-up, for about `seconds` (at least 5 calls)."""
+    for _ in range(warmup):
+        fn(x)
+    times = []
+    deadline = time.perf_counter() + seconds
+    while len(times) < 5 or (time.perf_counter() < deadline and len(times) < max_calls):
+        t0 = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t0)
+    return np.asarray(times)
+
+
+def measure(name: str, fn: Predict, x: np.ndarray, threads: int, seconds: float) -> Row:
+    t = time_calls(fn, x, seconds)
+    p50, p90, p99 = np.percentile(t, [50, 90, 99])
+    return Row(name, threads, len(x), p50 * 1e6, p90 * 1e6, p99 * 1e6, len(x) / p50,
+               2 * MACS_PER_IMAGE * len(x) / p50 / 1e9, len(t))
+
+
+def peak_gflops(seconds: float = 0.5) -> float:
+    """This machine's measured float32 matmul rate (numpy/BLAS, all cores): the 'peak' column."""
+    a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    t = time_calls(lambda _: a @ a, a, seconds, warmup=2)
+    return float(2 * 1024 ** 3 / np.median(t) / 1e9)
+
+
+COLD_START = """
+import sys, time, numpy as np
+def peak_rss_mb():  # VmHWM: unlike ru_maxrss it is not inherited across exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+t0 = time.perf_counter()
+from edgedigits.runtime import load_classifier
+clf = load_classifier(sys.argv[1])
+clf.predict_proba(np.zeros((1, 28, 28), np.float32))
+print(time.perf_counter() - t0, peak_rss_mb())
+"""
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cold_start(path: Path) -> dict[str, float]:
+    """A fresh Python process to its first prediction: wall seconds and peak RSS (MB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", COLD_START, str(path)], capture_output=True,
+                          text=True, timeout=300)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        return {"seconds": float("nan"), "in_process_seconds": float("nan"), "peak_rss_mb": float("nan")}
+    inner, rss = (float(v) for v in proc.stdout.split()[-2:])
+    return {"seconds": wall, "in_process_seconds": inner, "peak_rss_mb": rss}
+
+
+def camera_stages(model: Path, frames: int = 60) -> dict[str, float]:
+    """Median ms per stage of the camera pipeline over the demo clip (one thread)."""
+    from edgedigits.camera.loop import Tracker, process_frame
+    from edgedigits.camera.synth import demo_frames
+    from edgedigits.runtime import load_classifier
+
+    clf = load_classifier(model, threads=1)
+    tracker, stages = Tracker(), {"segment": [], "classify": [], "total": []}
+    for frame, _ in demo_frames(frames):
+        t0 = time.perf_counter()
+        ms = process_frame(frame, clf, tracker, 0.8)["ms"]
+        stages["segment"].append(ms["segment"])
+        stages["classify"].append(ms["classify"])
+        stages["total"].append((time.perf_counter() - t0) * 1e3)
+    return {k: float(np.median(v)) for k, v in stages.items()}
+
+
+def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure everything; return a JSON-ready report."""
+    from edgedigits.errors import EdgeDigitsError
+
+    model_dir = Path(config.model_dir)
+    models = find_models(model_dir)
+    if not models:
+        raise EdgeDigitsError(f"{model_dir}: no model.keras or exported models; run "
+                              "`edgedigits train` and `edgedigits export` first")
+    rng = np.random.default_rng(0)
+    rows: list[Row] = []
+    plan = [(t, b) for t in config.threads for b in config.batch_sizes]
+    for i, (threads, batch) in enumerate(plan):
+        x = rng.random((batch, 28, 28), dtype=np.float32)
+        for name, fn in backends(models, threads).items():
+            if progress:
+                progress(f"[{i + 1}/{len(plan)}] {name} threads={threads} batch={batch}")
+            if name.startswith("keras") and threads != config.threads[0]:
+                continue  # TensorFlow's thread pools are fixed at start-up: measured once
+            rows.append(measure(name, fn, x, threads, config.seconds))
+    report: dict[str, Any] = {
+        "machine": machine(), "peak_gflops": peak_gflops(), "config": asdict(config),
+        "files_kb": {k: round(p.stat().st_size / 1024, 1) for k, p in models.items()},
+        "rows": [asdict(r) for r in rows],
+    }
+    if config.cold_start:
+        report["cold_start"] = {}
+        for key in [k for k in models if k != "keras"] + (["keras"] if "keras" in models else []):
+            if progress:
+                progress(f"cold start {key}")
+            report["cold_start"][key] = cold_start(models[key])
+    if config.camera and "onnx" in models:
+        if progress:
+            progress("camera pipeline on the demo clip")
+        report["camera_ms"] = camera_stages(models["onnx"])
+    return report
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "system": platform.system()}
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; measured matmul peak "
+             f"{report['peak_gflops']:.0f} GFLOP/s.", "",
+             "| backend | threads | batch | p50 us | p90 us | p99 us | images/s | GFLOP/s | file KB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    files = report["files_kb"]
+    for r in report["rows"]:
+        kb = files.get(r["backend"].replace(".bare", "").replace(".predict", "").replace(".call", ""), "")
+        kb = files.get("keras", "") if r["backend"] == "numpy" else kb
+        lines.append(f"| {r['backend']} | {r['threads']} | {r['batch']} | {r['p50_us']:,.1f} | "
+                     f"{r['p90_us']:,.1f} | {r['p99_us']:,.1f} | {r['images_per_s']:,.0f} | "
+                     f"{r['gflops']:.2f} | {kb} |")
+    if report.get("cold_start"):
+        lines += ["", "| backend | cold start s (process) | first prediction s (in process) | peak RSS MB |",
+                  "|---|---:|---:|---:|"]
+        for key, c in report["cold_start"].items():
+            lines.append(f"| {key} | {c['seconds']:.2f} | {c['in_process_seconds']:.2f} | "
+                         f"{c['peak_rss_mb']:.0f} |")
+    if report.get("camera_ms"):
+        c = report["camera_ms"]
+        lines += ["", f"Camera pipeline on the demo clip (median ms, 1 thread): segment "
+                      f"{c['segment']:.2f}, classify {c['classify']:.2f}, total {c['total']:.2f}."]
+    return "\n".join(lines) + "\n"
+
+
+def save_plot(report: dict[str, Any], path: Path) -> None:
+    """Log-scale bars: batch-1 p50 latency and largest-batch throughput per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edgedigits.atomic import atomic_path
+
+    rows = report["rows"]
+    t0 = min(r["threads"] for r in rows)
+    big = max(r["batch"] for r in rows)
+    lat = {r["backend"]: r["p50_us"] for r in rows if r["batch"] == 1 and r["threads"] == t0}
+    thr = {r["backend"]: r["images_per_s"] for r in rows if r["batch"] == big and r["threads"] == t0}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, data, title in ((axes[0], lat, f"batch-1 p50 latency (us), {t0} thread(s)"),
+                            (axes[1], thr, f"throughput at batch {big} (images/s)")):
+        names = list(data)
+        ax.barh(names, [data[n] for n in names], color="tab:blue")
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3, which="both")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(report: dict[str, Any], json_path: str | None, md_path: str | None,
+                  plot_path: str | None) -> None:
+    from edgedigits import atomic
+
+    if json_path:
+        atomic.write_text(json_path, json.dumps(report, indent=2) + "\n")
+    if md_path:
+        atomic.write_text(md_path, to_markdown(report))
+    if plot_path:
+        save_plot(report, Path(plot_path))

@@ -1,0 +1,70 @@
+"""bench measures real backends on real files; pipeline is covered by its pieces' tests."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgedigits.bench import BenchConfig, find_models, numpy_forward, run_bench, to_markdown
+from edgedigits.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported_run(trained_run):
+    from edgedigits.export import ExportConfig, export_model
+
+    export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite"]),
+                 log=lambda _: None)
+    return trained_run
+
+
+def test_numpy_forward_matches_keras(trained_run, mnist5k):
+    from edgedigits.runtime import load_keras_model
+
+    model = load_keras_model(trained_run / "model.keras")
+    np.testing.assert_allclose(numpy_forward(model.get_weights())(mnist5k.x_test[:64]),
+                               np.asarray(model(mnist5k.x_test[:64])), atol=1e-5)
+
+
+def test_bench_report_covers_every_backend(exported_run, tmp_path):
+    assert set(find_models(exported_run)) >= {"keras", "onnx", "tflite"}
+    report = run_bench(BenchConfig(model_dir=str(exported_run), batch_sizes=[1, 64], threads=[1],
+                                   seconds=0.05, cold_start=True, camera=True))
+    backends = {r["backend"] for r in report["rows"]}
+    assert backends == {"keras.predict", "keras.call", "numpy", "tflite", "onnx", "onnx.bare"}
+    for r in report["rows"]:
+        assert r["p50_us"] > 0 and r["p50_us"] <= r["p90_us"] <= r["p99_us"]
+        assert r["images_per_s"] == pytest.approx(r["batch"] / (r["p50_us"] * 1e-6))
+    # the cold start ran a real fresh process to a real prediction
+    onnx_cold = report["cold_start"]["onnx"]
+    assert 0 < onnx_cold["in_process_seconds"] < onnx_cold["seconds"]
+    assert 10 < onnx_cold["peak_rss_mb"] < report["cold_start"]["keras"]["peak_rss_mb"]
+    assert report["camera_ms"]["total"] > 0
+    assert "| onnx.bare | 1 | 1 |" in to_markdown(report)
+
+
+def test_bench_cli_writes_outputs(exported_run, tmp_path, capsys):
+    paths = [tmp_path / n for n in ("b.json", "b.md", "b.png")]
+    assert main(["bench", "--model-dir", str(exported_run / "export"), "--batch-sizes", "1",
+                 "--threads", "1", "--seconds", "0.05", "--no-cold-start",
+                 "--json", str(paths[0]), "--markdown", str(paths[1]), "--plot", str(paths[2])]) == 0
+    assert json.loads(paths[0].read_text())["rows"]
+    assert paths[1].read_text().startswith("Machine:")
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
+    assert "| onnx | 1 | 1 |" in capsys.readouterr().out
+
+
+def test_bench_of_empty_folder_is_an_error(tmp_path, capsys):
+    assert main(["bench", "--model-dir", str(tmp_path)]) == 1
+    assert "no model.keras or exported models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--batch-sizes", "--threads"])
+def test_bad_lists_are_usage_errors(flag):
+    with pytest.raises(SystemExit) as info:
+        main(["bench", flag, "1,x"])
+    assert info.value.code == 2
