@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from edgedigits import __version__
 from edgedigits.errors import MissingExtraError, ModelError, first_line
@@ -20,6 +23,35 @@ TFLITE_METADATA_NAME = "edgedigits"
 PREPROCESSING = ("input 'image' float32 [batch, 28, 28]: white digit on black, pixels/255 in [0, 1], "
                  "digit fitted to 20x20 and centred by mass in 28x28 (MNIST)")
 LABELS = [str(d) for d in range(10)]
+PROBE_SEED = 20_261_125
+# how far a model's outputs on the probe may move before the file counts as corrupt
+FINGERPRINT_TOLERANCE = {"none": 1e-4, "fp16": 1e-2, "int8": 0.05}
+
+
+def probe_inputs() -> np.ndarray:
+    """Fixed inputs float32 [8, 28, 28]: noise reaches every weight, unlike a clean digit."""
+    return np.random.default_rng(PROBE_SEED).random((8, 28, 28), dtype=np.float32)
+
+
+def fingerprint(proba: np.ndarray) -> str:
+    """The model's outputs on probe_inputs(), as stored in the metadata."""
+    return json.dumps(np.round(np.asarray(proba, dtype=np.float64), 6).tolist(), separators=(",", ":"))
+
+
+def check_fingerprint(path: Path, meta: dict[str, str], proba: np.ndarray) -> None:
+    """Raise ModelError when the outputs on the probe differ from those recorded at export."""
+    if "fingerprint" not in meta:
+        return  # not made by edgedigits export: nothing to check against
+    try:
+        expected = np.asarray(json.loads(meta["fingerprint"]), dtype=np.float64)
+        tol = FINGERPRINT_TOLERANCE[meta.get("quantization", "none")]
+    except (ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: corrupt metadata (fingerprint unreadable); export it again") from exc
+    diff = np.abs(np.asarray(proba, dtype=np.float64) - expected) if expected.shape == proba.shape \
+        else np.array([np.inf])
+    if not np.all(diff <= tol):  # NaN outputs fail too
+        raise ModelError(f"{path}: outputs differ from the fingerprint recorded at export "
+                         f"(max |dp| {np.nanmax(diff):.2g} > {tol:g}): the file is corrupt, export it again")
 
 
 def sha256(path: Path) -> str:
@@ -32,7 +64,12 @@ def sha256(path: Path) -> str:
 
 def build_metadata(source: Path, quantization: str, training_data: str,
                    test_accuracy: float | None, created: str) -> dict[str, str]:
-    """The key/value pairs stored in every export (all values are strings)."""
+    """The key/value pairs stored in every export (all values are strings).
+
+    The export adds "fingerprint": its outputs on probe_inputs(), checked at every load.
+    """
+    if os.sep in training_data:  # a user's path: keep the file name, not their folders
+        training_data = Path(training_data).name
     return {
         "labels": json.dumps(LABELS),
         "preprocessing": PREPROCESSING,

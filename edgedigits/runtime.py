@@ -62,7 +62,25 @@ def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
     if threads is not None and threads < 1:
         raise EdgeDigitsError(f"threads must be at least 1, got {threads}")
     cls = {"onnx": OnnxClassifier, "tflite": TFLiteClassifier, "keras": KerasClassifier}[implied]
-    return cls(path, threads)
+    classifier = cls(path, threads)
+    if implied != "keras":
+        _self_test(classifier)
+    return classifier
+
+
+def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
+    """Run the probe batch once: surfaces runtime failures now, as a ModelError, and catches
+    corrupted weights by comparing with the fingerprint recorded at export."""
+    from edgedigits.metadata import check_fingerprint, probe_inputs
+
+    try:
+        proba = classifier.predict_proba(probe_inputs())
+    except (RuntimeError, ValueError) as exc:  # e.g. XNNPACK rejecting corrupt quantization
+        raise ModelError(f"{classifier.path}: the model fails to run ({first_line(exc)})") from exc
+    if proba.shape != (8, NUM_CLASSES):
+        raise ModelError(f"{classifier.path}: model output is {list(proba.shape)} for 8 images; "
+                         "edgedigits needs [batch, 10]")
+    check_fingerprint(classifier.path, classifier.metadata(), proba)
 
 
 def check_batch(x: np.ndarray) -> np.ndarray:
@@ -128,10 +146,18 @@ class OnnxClassifier(_Base):
         self.device = self.session.get_providers()[0]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(self.output_names, {self.input_name: check_batch(x)})[0]
+        try:
+            return self.session.run(self.output_names, {self.input_name: check_batch(x)})[0]
+        except Exception as exc:  # onnxruntime's Fail/RuntimeException for corrupt graphs
+            if isinstance(exc, EdgeDigitsError):
+                raise
+            raise ModelError(f"{self.path}: inference failed ({first_line(exc)})") from exc
 
     def metadata(self) -> dict[str, str]:
-        return dict(self.session.get_modelmeta().custom_metadata_map)
+        try:
+            return dict(self.session.get_modelmeta().custom_metadata_map)
+        except UnicodeDecodeError as exc:  # a flipped byte inside a metadata string
+            raise ModelError(f"{self.path}: corrupt metadata ({first_line(exc)})") from exc
 
 
 class TFLiteClassifier(_Base):
@@ -157,8 +183,16 @@ class TFLiteClassifier(_Base):
                              f"{len(ins)} and {len(outs)}")
         _check_io(path, list(ins[0]["shape"]), list(outs[0]["shape"]))
         self._in, self._out = ins[0], outs[0]
+        self._meta: dict[str, str] | None = None
         self._batch = int(ins[0]["shape"][0])
         self.device = "CPU (LiteRT)"
+
+    def metadata(self) -> dict[str, str]:
+        if self._meta is None:
+            from edgedigits.metadata import read_tflite_metadata
+
+            self._meta = read_tflite_metadata(self.path)
+        return self._meta
 
     def _resize(self, n: int) -> None:
         self.interpreter.resize_tensor_input(self._in["index"], [n, *INPUT_SHAPE])
@@ -174,8 +208,11 @@ class TFLiteClassifier(_Base):
             scale, zero = self._in["quantization"]
             info = np.iinfo(dtype)
             x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
-        self.interpreter.set_tensor(self._in["index"], x)
-        self.interpreter.invoke()
+        try:
+            self.interpreter.set_tensor(self._in["index"], x)
+            self.interpreter.invoke()
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"{self.path}: inference failed ({first_line(exc)})") from exc
         y = self.interpreter.get_tensor(self._out["index"])
         if self._out["dtype"] != np.float32:
             scale, zero = self._out["quantization"]

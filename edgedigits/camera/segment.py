@@ -12,6 +12,7 @@ normalise_crop (MNIST's own recipe) -> group digits on a line into numbers.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -201,15 +202,29 @@ def normalise_crop(ink: np.ndarray) -> np.ndarray:
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def segment(frame: np.ndarray, config: SegmentConfig | None = None) -> list[Detection]:
-    """All digit candidates of a frame, each with its 28x28 model input."""
-    darkness, mask = ink_maps(to_gray(frame), config)
+def segment(frame: np.ndarray, config: SegmentConfig | None = None,
+            timings: dict[str, float] | None = None) -> list[Detection]:
+    """All digit candidates of a frame, each with its 28x28 model input.
+
+    `timings`, when given, receives milliseconds per stage (gray, ink, boxes, normalise).
+    """
+    clock = [time.perf_counter()]
+    gray = to_gray(frame)
+    clock.append(time.perf_counter())
+    darkness, mask = ink_maps(gray, config)
+    clock.append(time.perf_counter())
+    boxes = find_boxes(mask, config)
+    clock.append(time.perf_counter())
     out = []
-    for box in find_boxes(mask, config):
+    for box in boxes:
         x, y, w, h = box
         # grey-level ink (anti-aliased, as MNIST is) inside the slightly grown mask
         near = cv2.dilate(mask[y:y + h, x:x + w], np.ones((3, 3), np.uint8))
         out.append(Detection(box, normalise_crop(cv2.bitwise_and(darkness[y:y + h, x:x + w], near))))
+    clock.append(time.perf_counter())
+    if timings is not None:
+        for name, t0, t1 in zip(("gray", "ink", "boxes", "normalise"), clock, clock[1:], strict=True):
+            timings[name] = (t1 - t0) * 1e3
     return out
 
 

@@ -155,15 +155,22 @@ class _KerasRef:
 
 def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta: dict[str, str],
                 tmp: Path, log: Callable[[str], None]) -> None:
-    """Convert, embed metadata, write `tmp`; time it and log size. Failures become one line."""
+    """Convert, fingerprint, embed metadata, write `tmp`; time it and log size.
+
+    Failures become one line.
+    """
     from edgedigits.export.onnx import add_onnx_metadata
-    from edgedigits.metadata import tflite_with_metadata
+    from edgedigits.metadata import fingerprint, probe_inputs, tflite_with_metadata
     from edgedigits.quiet import silenced
+    from edgedigits.runtime import load_classifier
 
     t0 = time.perf_counter()
     try:
         with silenced():  # the converters print their graphs and captures
             data = variant.fn(model, ctx)
+        bare = ctx.scratch / f"bare-{variant.filename}"
+        bare.write_bytes(data)
+        meta = {**meta, "fingerprint": fingerprint(load_classifier(bare).predict_proba(probe_inputs()))}
         data = (add_onnx_metadata if variant.filename.endswith(".onnx") else tflite_with_metadata)(
             data, meta)
     except EdgeDigitsError:
