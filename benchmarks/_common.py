@@ -18,7 +18,8 @@ def full_mnist(arg: str | None) -> str:
 
 
 def target(name: str, value: float, op: str, bound: float, unit: str = "") -> dict:
-    ok = value >= bound if op == ">=" else value <= bound
+    value = float(value)
+    ok = bool(value >= bound if op == ">=" else value <= bound)
     print(f"{'PASS' if ok else 'FAIL'}  {name}: {value:.4g}{unit} (target {op} {bound:g}{unit})")
     return {"name": name, "value": value, "target": f"{op} {bound}", "unit": unit, "pass": ok}
 

@@ -9,6 +9,7 @@ Backends (those whose file/package is present):
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -78,30 +79,49 @@ def numpy_forward(weights: list[np.ndarray]) -> Predict:
     return forward
 
 
-def backends(models: dict[str, Path], threads: int) -> dict[str, Predict]:
-    """Callable per backend for this thread count (Keras only when TensorFlow is installed)."""
+def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Predict]]:
+    """Backend name -> a factory of its predict callable, for this thread count.
+
+    Factories, so each backend is built, measured and released alone: an idle
+    onnxruntime session keeps its threads spinning for a while, which on a 2-core
+    machine would slow whichever backend is measured next.
+    """
     from edgedigits.runtime import load_classifier
 
-    out: dict[str, Predict] = {}
+    out: dict[str, Callable[[], Predict]] = {}
     if "keras" in models:
         try:
-            from edgedigits.runtime import load_keras_model
+            from edgedigits._tf import import_keras
 
-            model = load_keras_model(models["keras"])
-            out["keras.predict"] = lambda x: model.predict(x, verbose=0)
-            out["keras.call"] = lambda x: model(x, training=False)
-            out["numpy"] = numpy_forward(model.get_weights())
+            import_keras("Keras backends")
+            out["keras.predict"] = lambda: _keras(models["keras"], "predict")
+            out["keras.call"] = lambda: _keras(models["keras"], "call")
+            out["numpy"] = lambda: _keras(models["keras"], "numpy")
         except ImportError:
             pass
     for key in ("tflite", "tflite.fp16", "tflite.int8", "onnx", "onnx.int8"):
-        if key in models:
-            try:
-                out[key] = load_classifier(models[key], threads=threads).predict_proba
-            except ImportError:
-                continue
+        if key in models and (key.startswith("onnx") or _has_litert()):
+            out[key] = lambda key=key: load_classifier(models[key], threads=threads).predict_proba
     if "onnx" in models:
-        out["onnx.bare"] = _bare_session(models["onnx"], threads)
+        out["onnx.bare"] = lambda: _bare_session(models["onnx"], threads)
     return out
+
+
+def _has_litert() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def _keras(path: Path, how: str) -> Predict:
+    from edgedigits.runtime import load_keras_model
+
+    model = load_keras_model(path)
+    if how == "predict":
+        return lambda x: model.predict(x, verbose=0)
+    if how == "call":
+        return lambda x: model(x, training=False)
+    return numpy_forward(model.get_weights())
 
 
 def _bare_session(path: Path, threads: int) -> Predict:
@@ -212,12 +232,15 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     plan = [(t, b) for t in config.threads for b in config.batch_sizes]
     for i, (threads, batch) in enumerate(plan):
         x = rng.random((batch, 28, 28), dtype=np.float32)
-        for name, fn in backends(models, threads).items():
-            if progress:
-                progress(f"[{i + 1}/{len(plan)}] {name} threads={threads} batch={batch}")
+        for name, build in backends(models, threads).items():
             if name.startswith("keras") and threads != config.threads[0]:
                 continue  # TensorFlow's thread pools are fixed at start-up: measured once
+            if progress:
+                progress(f"[{i + 1}/{len(plan)}] {name} threads={threads} batch={batch}")
+            fn = build()
             rows.append(measure(name, fn, x, threads, config.seconds))
+            del fn
+            gc.collect()  # release the session (and its spinning threads) before the next one
     report: dict[str, Any] = {
         "machine": machine(), "peak_gflops": peak_gflops(), "config": asdict(config),
         "files_kb": {k: round(p.stat().st_size / 1024, 1) for k, p in models.items()},

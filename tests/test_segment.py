@@ -115,3 +115,12 @@ def test_group_numbers_reads_a_line_left_to_right():
     numbers = group_numbers(boxes, labels)
     assert [n["value"] for n in numbers] == ["2026", "7"]
     assert numbers[0]["box"] == [100, 98, 200, 62]
+
+
+def test_segment_reports_stage_timings(digits):
+    x, y = digits
+    frame, _ = scattered_frame(x[:4], y[:4], np.random.default_rng(2))
+    timings: dict[str, float] = {}
+    assert len(segment(frame, timings=timings)) == 4
+    assert set(timings) == {"gray", "ink", "boxes", "normalise"}
+    assert all(v >= 0 for v in timings.values())

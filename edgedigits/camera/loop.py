@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edgedigits.camera.segment import SegmentConfig, group_numbers, segment
-from edgedigits.camera.sources import open_source
+from edgedigits.camera.sources import Source, open_source
 from edgedigits.errors import EdgeDigitsError
 
 WINDOW = "edgedigits camera (q or Esc quits)"
@@ -153,8 +153,11 @@ def draw_overlay(frame: np.ndarray, result: dict[str, Any], fps: float) -> np.nd
 # ----------------------------------------------------------------------------- the loop
 
 
-def run_camera(config: CameraConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
+               source: Source | None = None) -> dict[str, Any]:
     """Run the loop until the source ends, --max-frames, or q/Esc; return a summary.
+
+    `source` overrides `config.source` with a ready Source (tests, soak runs).
 
     Raises:
         EdgeDigitsError/ModelError: bad source, model or output path (one line).
@@ -165,7 +168,7 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print) -> dict
         raise EdgeDigitsError(f"--min-confidence must be within 0-1, got {config.min_confidence}")
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
-    source = open_source(config.source)
+    source = source or open_source(config.source)
     tracker = Tracker(alpha=config.smoothing)
     frames = stopped = 0
     fps = 0.0

@@ -223,7 +223,8 @@ def segment(frame: np.ndarray, config: SegmentConfig | None = None,
         out.append(Detection(box, normalise_crop(cv2.bitwise_and(darkness[y:y + h, x:x + w], near))))
     clock.append(time.perf_counter())
     if timings is not None:
-        for name, t0, t1 in zip(("gray", "ink", "boxes", "normalise"), clock, clock[1:], strict=True):
+        for name, t0, t1 in zip(("gray", "ink", "boxes", "normalise"), clock[:-1], clock[1:],
+                                strict=True):
             timings[name] = (t1 - t0) * 1e3
     return out
 
