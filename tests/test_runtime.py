@@ -83,3 +83,14 @@ def test_onnx_of_wrong_shape_is_refused(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelError, match=r"needs \[batch, 28, 28\]"):
         load_classifier(path)
+
+
+def test_onnx_results_are_not_overwritten_by_later_calls(mnist5k):
+    from edgedigits.camera.loop import bundled_model
+
+    clf = load_classifier(bundled_model())
+    first = clf.predict_proba(mnist5k.x_test[:4])
+    kept = first.copy()
+    clf.predict_proba(mnist5k.x_test[4:8])  # same batch size: reuses the bound buffer
+    np.testing.assert_array_equal(first, kept)
+    assert (clf.predict(mnist5k.x_test) == mnist5k.y_test).mean() > 0.97  # real digits
