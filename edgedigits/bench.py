@@ -4,6 +4,7 @@ Backends (those whose file/package is present):
   keras.predict   the seed's way (model.predict)      keras.call   model(x) directly
   tflite[.fp16|.int8]  LiteRT via edgedigits          onnx[.int8]  onnxruntime via edgedigits
   onnx.bare       a bare InferenceSession.run on model.onnx (the wrapper's overhead reference)
+  onnx.cuda       model.onnx on CUDAExecutionProvider, when onnxruntime-gpu provides it
   numpy           a plain numpy forward pass of the same weights (the floor of "no runtime")
 """
 
@@ -99,12 +100,23 @@ def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Pr
             out["numpy"] = lambda: _keras(models["keras"], "numpy")
         except ImportError:
             pass
+    cpu = ["CPUExecutionProvider"]
     for key in ("tflite", "tflite.fp16", "tflite.int8", "onnx", "onnx.int8"):
         if key in models and (key.startswith("onnx") or _has_litert()):
-            out[key] = lambda key=key: load_classifier(models[key], threads=threads).predict_proba
+            out[key] = lambda key=key: load_classifier(models[key], threads=threads,
+                                                       providers=cpu).predict_proba
     if "onnx" in models:
         out["onnx.bare"] = lambda: _bare_session(models["onnx"], threads)
+        if _has_cuda():
+            out["onnx.cuda"] = lambda: load_classifier(
+                models["onnx"], providers=["CUDAExecutionProvider"]).predict_proba
     return out
+
+
+def _has_cuda() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def _has_litert() -> bool:

@@ -58,12 +58,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgedigits.data import load_dataset
+    from edgedigits.export.parity import predict_in_batches
     from edgedigits.metrics import classification_report, format_report
     from edgedigits.runtime import load_classifier
 
     clf = load_classifier(args.model, backend=args.backend)
     data = load_dataset(args.data)
-    proba = _batched_proba(clf, data.x_test, 1024)
+    proba = predict_in_batches(clf, data.x_test)
     report = classification_report(data.y_test, proba)
     print(f"{clf.path} ({clf.backend} on {clf.device}), test split of {data.name}")
     print(format_report(report))
@@ -149,12 +150,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _progress(text: str) -> None:
     print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
-
-
-def _batched_proba(clf, x, batch):  # type: ignore[no-untyped-def]
-    import numpy as np
-
-    return np.concatenate([clf.predict_proba(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
 # ----------------------------------------------------------------------------- parser

@@ -35,13 +35,15 @@ class Classifier(Protocol):
 
 
 def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
-                    threads: int | None = None) -> Classifier:
+                    threads: int | None = None, providers: list[str] | None = None) -> Classifier:
     """Open a `.onnx`, `.tflite` or `.keras` digit classifier.
 
     Args:
         path: the model file.
         backend: "auto" (by suffix) or the backend the suffix implies.
         threads: intra-op threads; None lets the runtime choose.
+        providers: onnxruntime execution providers in order of preference; None takes
+            CUDA first when onnxruntime-gpu offers it, then the CPU.
 
     Raises:
         ModelError: missing, unreadable or wrongly shaped model (one-line message).
@@ -62,7 +64,7 @@ def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
     if threads is not None and threads < 1:
         raise EdgeDigitsError(f"threads must be at least 1, got {threads}")
     cls = {"onnx": OnnxClassifier, "tflite": TFLiteClassifier, "keras": KerasClassifier}[implied]
-    classifier = cls(path, threads)
+    classifier = OnnxClassifier(path, threads, providers) if implied == "onnx" else cls(path, threads)
     if implied != "keras":
         _self_test(classifier)
     return classifier
@@ -119,7 +121,8 @@ def _check_io(path: Path, in_shape: Any, out_shape: Any) -> None:
 class OnnxClassifier(_Base):
     backend = "onnx"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
         import onnxruntime as ort
 
         self.path = path
@@ -129,7 +132,11 @@ class OnnxClassifier(_Base):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         available = ort.get_available_providers()
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        providers = [p for p in wanted if p in available]
+        if not providers:
+            raise EdgeDigitsError(f"none of the execution providers {wanted} is available here "
+                                  f"(available: {', '.join(available)})")
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types

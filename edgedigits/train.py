@@ -166,7 +166,7 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
         [
             keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
             keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-            _AtomicCheckpoint(run_dir / "checkpoint.keras", best_so_far),
+            _atomic_checkpoint(run_dir / "checkpoint.keras", best_so_far),
         ],
         model=model,
     )
@@ -249,27 +249,23 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int) -> Callable[[Any, An
     return run
 
 
-def _make_checkpoint_class() -> type:
+def _atomic_checkpoint(path: Path, best: float) -> Any:
+    """A Keras callback: ModelCheckpoint(save_best_only=True) that never leaves a half-written
+    file. Defined here because its base class lives in Keras, imported only to train."""
     keras = import_keras("training")
 
     class AtomicCheckpoint(keras.callbacks.Callback):
-        """ModelCheckpoint(save_best_only=True) that never leaves a half-written file."""
-
-        def __init__(self, path: Path, best: float) -> None:
+        def __init__(self) -> None:
             super().__init__()
-            self.path, self.best = path, best
+            self.best = best  # the best val_loss so far (a resumed run's included)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             if logs and logs["val_loss"] < self.best:
                 self.best = logs["val_loss"]
-                with atomic.atomic_path(self.path) as tmp:
+                with atomic.atomic_path(path) as tmp:
                     self.model.save(tmp)
 
-    return AtomicCheckpoint
-
-
-def _AtomicCheckpoint(path: Path, best: float) -> Any:  # noqa: N802  (reads as a class)
-    return _make_checkpoint_class()(path, best)
+    return AtomicCheckpoint()
 
 
 # ----------------------------------------------------------------------------- files

@@ -37,3 +37,16 @@ def raw_mnist_arrays(mnist5k):
         "x_test": to_u8(mnist5k.x_test[:100]),
         "y_test": mnist5k.y_test[:100].copy(),
     }
+
+
+def write_demo_clip(path: Path, frames: int) -> Path:
+    """An MJPG .avi of the first `frames` frames of the demo clip (a video-file source)."""
+    import cv2
+
+    from edgedigits.camera.synth import demo_frames
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for frame, _ in demo_frames(frames):
+        writer.write(frame)
+    writer.release()
+    return path

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from edgedigits.camera.loop import Tracker, bundled_model, process_frame
-from edgedigits.camera.synth import demo_digits, demo_frames, scattered_frame
+from edgedigits.camera.synth import demo_digits, scattered_frame
 from edgedigits.cli import main
 from edgedigits.runtime import load_classifier
+
+from .conftest import write_demo_clip
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +92,7 @@ def test_demo_reads_the_number_2026(tmp_path):
 
 
 def test_video_file_source_and_early_end(tmp_path):
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
-    for frame, _ in demo_frames(12):
-        writer.write(frame)
-    writer.release()
+    path = write_demo_clip(tmp_path / "clip.avi", 12)
     out = tmp_path / "v.jsonl"
     assert main(["camera", "--source", str(path), "--headless", "--output-jsonl", str(out)]) == 0
     assert len(_jsonl(out)) == 12  # the file ended: a clean stop with every frame recorded

@@ -23,7 +23,8 @@ sys.meta_path.insert(0, Block())
 
 def test_runtime_and_camera_import_without_tensorflow():
     code = NO_TF + (
-        "import edgedigits.runtime, edgedigits.camera, edgedigits.metadata, edgedigits.cli\n"
+        "import edgedigits.runtime, edgedigits.camera.loop, edgedigits.metadata, edgedigits.cli\n"
+        "import edgedigits.export.parity, edgedigits.bench, edgedigits.camera.synth\n"
         "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)\n"
         "print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -94,3 +95,10 @@ def test_onnx_results_are_not_overwritten_by_later_calls(mnist5k):
     clf.predict_proba(mnist5k.x_test[4:8])  # same batch size: reuses the bound buffer
     np.testing.assert_array_equal(first, kept)
     assert (clf.predict(mnist5k.x_test) == mnist5k.y_test).mean() > 0.97  # real digits
+
+
+def test_unavailable_provider_is_one_line():
+    from edgedigits.camera.loop import bundled_model
+
+    with pytest.raises(EdgeDigitsError, match="none of the execution providers"):
+        load_classifier(bundled_model(), providers=["NoSuchExecutionProvider"])
