@@ -142,3 +142,35 @@ def test_bad_camera_input_is_one_line(tmp_path, args, needle):
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("key", [ord("q"), 27])
+def test_window_quits_on_q_or_esc_with_complete_outputs(tmp_path, monkeypatch, key):
+    """The window path with OpenCV's GUI stubbed (no display in CI): the key ends the loop,
+    and the JSONL, the video and the summary agree on the frame count."""
+    from edgedigits.camera.loop import CameraConfig, run_camera
+
+    presses = iter([-1, -1, key])
+    shown = []
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda name, img: shown.append(img.shape))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: next(presses))
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    out, video = tmp_path / "w.jsonl", tmp_path / "w.avi"
+    summary = run_camera(CameraConfig(source="demo", output_jsonl=str(out),
+                                      output_video=str(video)), log=lambda _: None)
+    assert summary["frames"] == 3 and len(shown) == 3 and shown[0] == (480, 640, 3)
+    assert len(_jsonl(out)) == 3
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
+
+
+def test_demo_in_a_window_repeats_until_quit(monkeypatch):
+    from edgedigits.camera.sources import open_source
+
+    frames = open_source("demo", loop_demo=True).frames()
+    first = next(frames)
+    for _ in range(89):
+        next(frames)
+    np.testing.assert_array_equal(next(frames), first)  # frame 90 is frame 0 again

@@ -168,10 +168,10 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
         raise EdgeDigitsError(f"--min-confidence must be within 0-1, got {config.min_confidence}")
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
-    source = source or open_source(config.source)
+    source = source or open_source(config.source, loop_demo=not config.headless)
     tracker = Tracker(alpha=config.smoothing)
     frames = stopped = 0
-    fps = 0.0
+    fps = previous = 0.0
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
         jsonl = stack.enter_context(_atomic_lines(config.output_jsonl)) if config.output_jsonl else None
@@ -180,11 +180,18 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
             stack.push(video.finish)
         show = not config.headless
         if show:
+            from edgedigits.quiet import silenced
+
+            with silenced(2):  # OpenCV's bundled Qt complains about its empty font folder
+                cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
             stack.callback(cv2.destroyAllWindows)
         stream: Iterator[np.ndarray] = source.frames()
         try:
             while config.max_frames is None or frames < config.max_frames:
                 t0 = time.perf_counter()
+                if frames:  # frames delivered per second, display and waiting included
+                    fps = _smoothed_rate(fps, t0 - previous)
+                previous = t0
                 frame = next(stream, None)
                 if frame is None:
                     break
@@ -192,19 +199,16 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
                 result = process_frame(frame, classifier, tracker, config.min_confidence)
                 result["ms"]["capture"] = (t1 - t0) * 1e3
                 result["ms"]["total"] = (time.perf_counter() - t0) * 1e3
-                fps = 0.9 * fps + 0.1 * (1e3 / max(result["ms"]["total"], 1e-3)) if frames else \
-                    1e3 / max(result["ms"]["total"], 1e-3)
                 if jsonl:
                     jsonl.write(json.dumps(_record(frames, result)) + "\n")
-                if video or show:
-                    annotated = draw_overlay(frame, result, fps)
-                    if video:
-                        video.write(annotated)
-                    if show:
-                        cv2.imshow(WINDOW, annotated)
-                        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                            break
-                frames += 1
+                annotated = draw_overlay(frame, result, fps) if video or show else None
+                if video:
+                    video.write(annotated)
+                frames += 1  # this frame is in every output now
+                if show:
+                    cv2.imshow(WINDOW, annotated)
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
         except cv2.error as exc:  # a device that vanishes mid-stream
             stopped = 1
             log(f"the source stopped delivering frames ({str(exc).strip().splitlines()[-1]}); "
@@ -215,6 +219,12 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
         log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
     return {"frames": frames, "model": str(model), "backend": classifier.backend,
             "device": classifier.device, "jsonl": config.output_jsonl, "video": config.output_video}
+
+
+def _smoothed_rate(fps: float, interval: float) -> float:
+    """Running frames-per-second from the interval between two frames (EMA, 10% new)."""
+    rate = 1.0 / max(interval, 1e-6)
+    return rate if fps == 0.0 else 0.9 * fps + 0.1 * rate
 
 
 def _record(index: int, result: dict[str, Any]) -> dict[str, Any]:

@@ -72,28 +72,33 @@ class ImageSource(Source):
 
 
 class DemoSource(Source):
-    """The deterministic synthetic clip (see synth.demo_frames)."""
+    """The deterministic synthetic clip (see synth.demo_frames), once or on repeat."""
 
     name = "demo"
 
-    def __init__(self, n_frames: int = 90) -> None:
-        self.n_frames = n_frames
+    def __init__(self, n_frames: int = 90, loop: bool = False) -> None:
+        self.n_frames, self.loop = n_frames, loop
 
     def frames(self) -> Iterator[np.ndarray]:
         from edgedigits.camera.synth import demo_frames
 
+        clip = []
         for frame, _ in demo_frames(self.n_frames):
+            clip.append(frame)
             yield frame
+        while self.loop:  # replay the rendered frames: same clip, no rendering cost
+            yield from clip
 
 
-def open_source(spec: str) -> Source:
-    """`0`/`1`... (webcam index), a video, an image, a folder of images, or `demo`.
+def open_source(spec: str, loop_demo: bool = False) -> Source:
+    """`0`/`1`... (webcam index), a video, an image, a folder of images, or `demo`
+    (on repeat with `loop_demo`, for a window that stays up until q/Esc).
 
     Raises:
         EdgeDigitsError: no such camera or file, or an unreadable one (one line).
     """
     if spec == "demo":
-        return DemoSource()
+        return DemoSource(loop=loop_demo)
     if spec.isdigit():
         return CaptureSource(int(spec), f"camera {spec}")
     path = Path(spec).expanduser()
