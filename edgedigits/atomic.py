@@ -24,7 +24,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     is left as it was.
     """
     final = Path(final)
-    tmp = final.with_name(f".tmp-{uuid.uuid4().hex[:12]}-{final.name}")
+    tmp = final.with_name(temp_name(final.name))
     try:
         yield tmp
         if not tmp.exists() or tmp.stat().st_size == 0:
@@ -36,6 +36,37 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def temp_name(name: str) -> str:
+    """`.tmp-<pid>-<random>-<name>`: the pid lets clean_stale tell an orphan from work in progress."""
+    return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-{name}"
+
+
+def clean_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temp files left by writers that died (kill -9, power loss); return them.
+
+    A temp file whose writer is still running (another export into the same folder)
+    is left alone.
+    """
+    removed = []
+    for path in Path(folder).glob(".tmp-*"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -278,6 +278,7 @@ def _load_keras(path: Path) -> Any:
 
 
 def _open_resume(run_dir: Path, epochs: int, device: str) -> tuple[Path, TrainConfig, list]:
+    atomic.clean_stale(run_dir)  # orphans of a run that was killed mid-write
     if not (run_dir / "checkpoint.keras").is_file():
         raise EdgeDigitsError(
             f"--resume {run_dir}: no checkpoint.keras there; pass a run directory made by "

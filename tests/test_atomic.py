@@ -33,3 +33,18 @@ def test_temp_keeps_suffix(tmp_path):
     with atomic.atomic_path(tmp_path / "model.keras") as tmp:
         assert tmp.suffix == ".keras" and tmp.parent == tmp_path
         tmp.write_bytes(b"x")
+
+
+def test_clean_stale_removes_only_orphans(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # a pid now gone
+    orphan = tmp_path / f".tmp-{dead}-abcd1234-model.onnx"
+    orphan.write_bytes(b"half")
+    mine = tmp_path / atomic.temp_name("model.tflite")  # this process: still writing
+    mine.write_bytes(b"in progress")
+    (tmp_path / "model.keras").write_bytes(b"final")
+    assert atomic.clean_stale(tmp_path) == [orphan]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, "model.keras"])

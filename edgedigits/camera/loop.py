@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgedigits.atomic import temp_name
 from edgedigits.camera.segment import SegmentConfig, group_numbers, segment
 from edgedigits.camera.sources import Source, open_source
 from edgedigits.errors import EdgeDigitsError
@@ -238,7 +239,7 @@ def _atomic_lines(path: str) -> Iterator[Any]:
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+        tmp = final.with_name(temp_name(final.name))
         fh = open(tmp, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
     except OSError as exc:
         raise EdgeDigitsError(f"--output-jsonl {path}: cannot write ({exc.strerror})") from exc
@@ -252,7 +253,7 @@ def _atomic_lines(path: str) -> Iterator[Any]:
 class _VideoOut:
     def __init__(self, path: str, fps: float) -> None:
         self.final = Path(path)
-        self.tmp = self.final.with_name(f".tmp-{os.getpid()}-{self.final.name}")
+        self.tmp = self.final.with_name(temp_name(self.final.name))
         self.fps = max(1.0, min(fps, 60.0))
         self.writer: Any = None
         if not self.final.parent.is_dir():

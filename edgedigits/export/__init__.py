@@ -101,6 +101,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
         raise EdgeDigitsError(f"--opset {config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
     out = Path(config.out) if config.out else run_dir / "export"
     _check_writable(out)
+    atomic.clean_stale(out)  # orphans of an export that was killed mid-write
     model = load_keras_model(source)
     run_metrics = _read_json(run_dir / "metrics.json")
     data = load_dataset(config.data or _read_json(run_dir / "config.json").get("data", "mnist"))
