@@ -242,13 +242,18 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     rng = np.random.default_rng(0)
     rows: list[Row] = []
     plan = [(t, b) for t in config.threads for b in config.batch_sizes]
-    for i, (threads, batch) in enumerate(plan):
+    # TensorFlow's thread pools are fixed at start-up: Keras is measured at the first count only
+    table = {t: {name: build for name, build in backends(models, t).items()
+                 if t == config.threads[0] or not name.startswith("keras")} for t in config.threads}
+    total = (sum(len(table[t]) for t, _ in plan) + (len(models) if config.cold_start else 0)
+             + int(config.camera))
+    done = 0
+    for threads, batch in plan:
         x = rng.random((batch, 28, 28), dtype=np.float32)
-        for name, build in backends(models, threads).items():
-            if name.startswith("keras") and threads != config.threads[0]:
-                continue  # TensorFlow's thread pools are fixed at start-up: measured once
+        for name, build in table[threads].items():
             if progress:
-                progress(f"[{i + 1}/{len(plan)}] {name} threads={threads} batch={batch}")
+                progress(_bar(done, total, f"{name} threads={threads} batch={batch}"))
+            done += 1
             fn = build()
             rows.append(measure(name, fn, x, threads, config.seconds))
             del fn
@@ -262,13 +267,19 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
         report["cold_start"] = {}
         for key in [k for k in models if k != "keras"] + (["keras"] if "keras" in models else []):
             if progress:
-                progress(f"cold start {key}")
+                progress(_bar(done, total, f"cold start {key}"))
+            done += 1
             report["cold_start"][key] = cold_start(models[key])
     if config.camera and "onnx" in models:
         if progress:
-            progress("camera pipeline on the demo clip")
+            progress(_bar(done, total, "camera pipeline on the demo clip"))
         report["camera_ms"] = camera_stages(models["onnx"])
     return report
+
+
+def _bar(done: int, total: int, what: str, width: int = 24) -> str:
+    filled = width * done // max(total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
 
 
 def machine() -> dict[str, Any]:

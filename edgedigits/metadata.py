@@ -62,7 +62,7 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_metadata(source: Path, quantization: str, training_data: str,
+def build_metadata(source: Path, source_sha256: str, quantization: str, training_data: str,
                    test_accuracy: float | None, created: str) -> dict[str, str]:
     """The key/value pairs stored in every export (all values are strings).
 
@@ -74,7 +74,7 @@ def build_metadata(source: Path, quantization: str, training_data: str,
         "labels": json.dumps(LABELS),
         "preprocessing": PREPROCESSING,
         "source_model": source.name,
-        "source_sha256": sha256(source),
+        "source_sha256": source_sha256,
         "edgedigits_version": __version__,
         "training_data": training_data,
         "test_accuracy": "" if test_accuracy is None else f"{test_accuracy:.6f}",

@@ -14,12 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def exported_run(trained_run):
+def exported_run(trained_run, tmp_path_factory):
+    """A run folder of its own (model.keras + export/ with two formats): other test modules
+    export more variants into the shared run, which would change what bench finds."""
+    import shutil
+
     from edgedigits.export import ExportConfig, export_model
 
-    export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite"]),
+    run = tmp_path_factory.mktemp("bench-run")
+    shutil.copy(trained_run / "model.keras", run / "model.keras")
+    export_model(ExportConfig(source=str(run), variants=["onnx", "tflite"], data="mnist-5k"),
                  log=lambda _: None)
-    return trained_run
+    return run
 
 
 def test_numpy_forward_matches_keras(trained_run, mnist5k):

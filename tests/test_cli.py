@@ -35,6 +35,8 @@ def test_help_and_version(capsys):
 @pytest.mark.parametrize("argv", [
     ["train", "--epochs", "0"], ["train", "--optimizer", "rmsprop"], ["train", "--bogus"],
     ["train", "--batch-size", "many"], ["nosuchcommand"], [],
+    ["export", "runs/x", "--format", "coreml"], ["export", "runs/x", "--quantize", "int4"],
+    ["camera", "--backend", "keras"], ["camera", "--max-frames", "0"],
 ])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:

@@ -74,6 +74,17 @@ def test_idx_folder_source(tmp_path, raw_mnist_arrays, gz):
                                   raw_mnist_arrays["x_test"])
 
 
+def test_keras_downloader_is_used_when_it_works(monkeypatch, raw_mnist_arrays):
+    import keras
+
+    a = raw_mnist_arrays
+    monkeypatch.setattr(keras.datasets.mnist, "load_data",
+                        lambda: ((a["x_train"], a["y_train"]), (a["x_test"], a["y_test"])))
+    ds = load_dataset("mnist")
+    assert ds.name == "mnist" and ds.sizes() == {"train": 270, "valid": 30, "test": 100}
+    np.testing.assert_array_equal(ds.y_valid, a["y_train"][:30])  # the first images validate
+
+
 def test_keras_download_failure_falls_back_loudly(monkeypatch, capsys):
     import keras
 

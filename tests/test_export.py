@@ -142,3 +142,13 @@ def test_unwritable_out(trained_run, tmp_path):
     blocker.write_text("x")
     with pytest.raises(EdgeDigitsError, match="not writable"):
         export_model(ExportConfig(source=str(trained_run), out=str(blocker / "sub")))
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model_int8.tflite"])
+def test_eval_accepts_exports(exported, capsys, name):
+    from edgedigits.cli import main
+
+    out, rows = exported
+    assert main(["eval", str(out / name), "--data", "mnist-5k"]) == 0
+    text = capsys.readouterr().out
+    assert f"accuracy {rows[name].accuracy:.4%}" in text  # the same figure parity measured

@@ -107,6 +107,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     data = load_dataset(config.data or _read_json(run_dir / "config.json").get("data", "mnist"))
     reference = predict_in_batches(_KerasRef(model), data.x_test)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    source_sha = sha256(source)
     rng = np.random.default_rng(0)
     calib = data.x_train[rng.choice(len(data.x_train), min(config.calibration_size, len(data.x_train)),
                                     replace=False)]
@@ -115,7 +116,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
         ctx = ExportContext(config.opset, calib, Path(scratch))
         for key in config.variants:
             variant = EXPORTERS[key]
-            meta = build_metadata(source, variant.quantization, data.name,
+            meta = build_metadata(source, source_sha, variant.quantization, data.name,
                                   run_metrics.get("test_accuracy"), created)
             try:
                 with atomic.atomic_path(out / variant.filename) as tmp:
@@ -127,7 +128,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
                         raise _Rejected  # the temp file goes; a previous good file stays
             except _Rejected:
                 pass
-    report = {"source": str(source), "source_sha256": sha256(source), "data": data.name,
+    report = {"source": str(source), "source_sha256": source_sha, "data": data.name,
               "n_test": int(len(data.y_test)), "created": created, "config": asdict(config),
               "tolerances": TOLERANCES, "rows": [r.as_dict() for r in rows]}
     atomic.write_json(out / "parity.json", report)
