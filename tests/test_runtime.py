@@ -81,7 +81,10 @@ def test_onnx_of_wrong_shape_is_refused(tmp_path):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32, 32])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32, 32])])
     path = tmp_path / "other.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    # IR version 8: readable by every onnxruntime the project supports (make_model's default
+    # is the newest, which older onnxruntime releases on Python 3.10 refuse to load)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
+              str(path))
     with pytest.raises(ModelError, match=r"needs \[batch, 28, 28\]"):
         load_classifier(path)
 
