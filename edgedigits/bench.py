@@ -90,19 +90,13 @@ def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Pr
     from edgedigits.runtime import load_classifier
 
     out: dict[str, Callable[[], Predict]] = {}
-    if "keras" in models:
-        try:
-            from edgedigits._tf import import_keras
-
-            import_keras("Keras backends")
-            out["keras.predict"] = lambda: _keras(models["keras"], "predict")
-            out["keras.call"] = lambda: _keras(models["keras"], "call")
-            out["numpy"] = lambda: _keras(models["keras"], "numpy")
-        except ImportError:
-            pass
+    if "keras" in models and _has("tensorflow"):  # an edge install measures the exports only
+        out["keras.predict"] = lambda: _keras(models["keras"], "predict")
+        out["keras.call"] = lambda: _keras(models["keras"], "call")
+        out["numpy"] = lambda: _keras(models["keras"], "numpy")
     cpu = ["CPUExecutionProvider"]
     for key in ("tflite", "tflite.fp16", "tflite.int8", "onnx", "onnx.int8"):
-        if key in models and (key.startswith("onnx") or _has_litert()):
+        if key in models and (key.startswith("onnx") or _has("ai_edge_litert")):
             out[key] = lambda key=key: load_classifier(models[key], threads=threads,
                                                        providers=cpu).predict_proba
     if "onnx" in models:
@@ -119,10 +113,14 @@ def _has_cuda() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def _has_litert() -> bool:
+def _has(module: str) -> bool:
+    """Is `module` installed (without importing it)?"""
     import importlib.util
 
-    return importlib.util.find_spec("ai_edge_litert") is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # an import hook refused it, or a None entry
+        return False
 
 
 def _keras(path: Path, how: str) -> Predict:
@@ -245,8 +243,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     # TensorFlow's thread pools are fixed at start-up: Keras is measured at the first count only
     table = {t: {name: build for name, build in backends(models, t).items()
                  if t == config.threads[0] or not name.startswith("keras")} for t in config.threads}
-    total = (sum(len(table[t]) for t, _ in plan) + (len(models) if config.cold_start else 0)
-             + int(config.camera))
+    keras = ["keras"] if "keras" in models and _has("tensorflow") else []
+    cold = [k for k in models if k != "keras"] + keras if config.cold_start else []
+    total = sum(len(table[t]) for t, _ in plan) + len(cold) + int(config.camera)
     done = 0
     for threads, batch in plan:
         x = rng.random((batch, 28, 28), dtype=np.float32)
@@ -265,7 +264,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     }
     if config.cold_start:
         report["cold_start"] = {}
-        for key in [k for k in models if k != "keras"] + (["keras"] if "keras" in models else []):
+        for key in cold:
             if progress:
                 progress(_bar(done, total, f"cold start {key}"))
             done += 1
@@ -323,6 +322,7 @@ def to_markdown(report: dict[str, Any]) -> str:
 
 def save_plot(report: dict[str, Any], path: Path) -> None:
     """Log-scale bars: batch-1 p50 latency and largest-batch throughput per backend."""
+    require_plotting()
     import matplotlib
 
     matplotlib.use("Agg")
@@ -347,6 +347,14 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def require_plotting() -> None:
+    """Raise MissingExtraError now, not after a long run, when matplotlib is missing."""
+    from edgedigits.errors import MissingExtraError
+
+    if not _has("matplotlib"):
+        raise MissingExtraError("--plot", extra="train")
 
 
 def write_outputs(report: dict[str, Any], json_path: str | None, md_path: str | None,

@@ -136,8 +136,10 @@ def _int_list(text: str) -> list[int]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from edgedigits.bench import BenchConfig, run_bench, to_markdown, write_outputs
+    from edgedigits.bench import BenchConfig, require_plotting, run_bench, to_markdown, write_outputs
 
+    if args.plot:
+        require_plotting()
     config = BenchConfig(model_dir=args.model_dir, batch_sizes=args.batch_sizes, threads=args.threads,
                          seconds=args.seconds, cold_start=not args.no_cold_start)
     report = run_bench(config, progress=_progress if sys.stderr.isatty() else None)

@@ -46,6 +46,23 @@ def test_onnx_runs_without_tensorflow(trained_run, tmp_path):
     assert proc.stdout.strip() == "(3, 10) True", proc.stderr
 
 
+@pytest.mark.slow
+def test_bench_without_tensorflow_measures_the_exports(trained_run, tmp_path):
+    import shutil
+
+    from edgedigits.camera.loop import bundled_model
+
+    shutil.copy(trained_run / "model.keras", tmp_path / "model.keras")  # present, unusable
+    shutil.copy(bundled_model(), tmp_path / "model.onnx")
+    code = NO_TF + (
+        "from edgedigits.bench import BenchConfig, run_bench\n"
+        f"r = run_bench(BenchConfig(model_dir={str(tmp_path)!r}, batch_sizes=[1], threads=[1], "
+        "seconds=0.02, cold_start=False, camera=False))\n"
+        "print(sorted({row['backend'] for row in r['rows']}))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "['onnx', 'onnx.bare']", proc.stderr
+
+
 def test_check_batch():
     assert check_batch(np.zeros((2, 28, 28), np.float64)).dtype == np.float32
     with pytest.raises(EdgeDigitsError, match=r"\[N, 28, 28\]"):
