@@ -174,3 +174,36 @@ def test_demo_in_a_window_repeats_until_quit(monkeypatch):
     for _ in range(89):
         next(frames)
     np.testing.assert_array_equal(next(frames), first)  # frame 90 is frame 0 again
+
+
+@pytest.mark.slow
+def test_camera_runs_tflite_models(trained_run, tmp_path, frames_with_truth):
+    """The int8 TFLite model, whose batch size changes with every frame, reads the pages as
+    the float ONNX export of the same Keras model does."""
+    from edgedigits.export import ExportConfig, export_model
+
+    export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite_int8"],
+                              out=str(tmp_path)), log=lambda _: None)
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for i, (frame, _) in enumerate(frames_with_truth):
+        cv2.imwrite(str(folder / f"{i}.png"), frame[:, : 160 + 160 * i])  # 2 to 8 digits per frame
+    labels, records = {}, {}
+    for model, backend in (("model_int8.tflite", "tflite"), ("model.onnx", "onnx")):
+        out = tmp_path / f"{backend}.jsonl"
+        assert main(["camera", "--model", str(tmp_path / model), "--backend", backend, "--source",
+                     str(folder), "--headless", "--min-confidence", "0", "--output-jsonl", str(out)]) == 0
+        records[backend] = _jsonl(out)
+        labels[backend] = [[d["label"] for d in r["digits"]] for r in records[backend]]
+    counts = [len(frame) for frame in labels["tflite"]]
+    assert len(counts) == 4 and len(set(counts)) > 1  # a different batch size per frame
+    pairs = [(a, b) for fa, fb in zip(labels["tflite"], labels["onnx"], strict=True)
+             for a, b in zip(fa, fb, strict=True)]
+    assert sum(a == b for a, b in pairs) >= len(pairs) - 1
+    correct = 0  # and against the truth on the full page, matching boxes by centre
+    for t in frames_with_truth[3][1]:
+        cx, cy = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
+        found = [d for d in records["tflite"][3]["digits"] if d["box"][0] <= cx <= d["box"][0]
+                 + d["box"][2] and d["box"][1] <= cy <= d["box"][1] + d["box"][3]]
+        correct += len(found) == 1 and found[0]["label"] == t.label
+    assert correct >= 5
