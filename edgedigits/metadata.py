@@ -25,12 +25,18 @@ PREPROCESSING = ("input 'image' float32 [batch, 28, 28]: white digit on black, p
 LABELS = [str(d) for d in range(10)]
 PROBE_SEED = 20_261_125
 # how far a model's outputs on the probe may move before the file counts as corrupt
-FINGERPRINT_TOLERANCE = {"none": 1e-4, "fp16": 1e-2, "int8": 0.05}
+# (int8: 0.02 is 5 steps of the 1/256 output quantization)
+FINGERPRINT_TOLERANCE = {"none": 1e-4, "fp16": 1e-2, "int8": 0.02}
+PROBE_SCALES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 def probe_inputs() -> np.ndarray:
-    """Fixed inputs float32 [8, 28, 28]: noise reaches every weight, unlike a clean digit."""
-    return np.random.default_rng(PROBE_SEED).random((8, 28, 28), dtype=np.float32)
+    """Fixed inputs float32 [8, 28, 28]: noise reaches every weight, unlike a clean digit,
+    and most of it is faint, so the softmax is not saturated and any changed logit shows.
+    (Full-strength noise alone saturates it: 24 of 144 harmful bit flips in an fp16 model
+    passed that probe; none pass this one.)"""
+    noise = np.random.default_rng(PROBE_SEED).random((8, 28, 28), dtype=np.float32)
+    return noise * np.asarray(PROBE_SCALES, np.float32)[:, None, None]
 
 
 def fingerprint(proba: np.ndarray) -> str:

@@ -137,8 +137,11 @@ class OnnxClassifier(_Base):
         if not providers:
             raise EdgeDigitsError(f"none of the execution providers {wanted} is available here "
                                   f"(available: {', '.join(available)})")
+        from edgedigits.quiet import silenced
+
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+            with silenced():  # onnxruntime prints an "EP Error" banner before retrying
+                self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
