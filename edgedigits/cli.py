@@ -97,6 +97,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         print("  no edgedigits metadata in this file")
     if "fingerprint" in meta:  # 80 numbers: say what it is, not what it holds
         meta["fingerprint"] = "outputs on 8 probe images, checked at every load: OK"
+    if "probe_labels" in meta:
+        meta["probe_labels"] = (f"labels of {len(meta['probe_labels'])} shipped test digits, "
+                                "checked at every load: OK")
     width = max((len(k) for k in meta), default=0)
     for key, value in sorted(meta.items()):
         print(f"  {key:<{width}}  {value}")

@@ -36,6 +36,18 @@ IDX_FILES = {
 }
 
 
+def shipped_digits() -> tuple[np.ndarray, np.ndarray]:
+    """300 MNIST *test* digits shipped in the package: uint8 [300, 28, 28], labels [300].
+
+    The demo clip is drawn from them, and every export records its labels on them.
+    """
+    from importlib import resources
+
+    with resources.files("edgedigits.assets").joinpath("demo_digits.npz").open("rb") as fh, \
+            np.load(fh, allow_pickle=False) as npz:
+        return npz["x"], npz["y"]
+
+
 def scale_pixels(images: np.ndarray) -> np.ndarray:
     """uint8 [N, 28, 28] (0-255) -> float32 [N, 28, 28] in [0, 1], as the seed did (/255)."""
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)

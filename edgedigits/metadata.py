@@ -39,9 +39,37 @@ def probe_inputs() -> np.ndarray:
     return noise * np.asarray(PROBE_SCALES, np.float32)[:, None, None]
 
 
+MAX_LABEL_CHANGES = 1  # near-ties may flip between CPUs; a damaged model flips more
+
+
+def label_probe() -> np.ndarray:
+    """The 300 shipped MNIST test digits as model input, float32 [300, 28, 28]: a corrupted
+    weight that only real digits exercise changes some of their labels (noise may not)."""
+    from edgedigits.data import scale_pixels, shipped_digits
+
+    return scale_pixels(shipped_digits()[0])
+
+
+def probe_labels(predict) -> str:  # noqa: ANN001  (a Classifier's predict)
+    """The labels on label_probe() as a string of digits, as stored in the metadata."""
+    return "".join(str(int(v)) for v in predict(label_probe()))
+
+
 def fingerprint(proba: np.ndarray) -> str:
     """The model's outputs on probe_inputs(), as stored in the metadata."""
     return json.dumps(np.round(np.asarray(proba, dtype=np.float64), 6).tolist(), separators=(",", ":"))
+
+
+def check_probe_labels(path: Path, meta: dict[str, str], predict) -> None:  # noqa: ANN001
+    """Raise ModelError when the labels on the shipped digits differ from those at export."""
+    expected = meta.get("probe_labels")
+    if not expected:
+        return
+    actual = probe_labels(predict)
+    changed = sum(a != b for a, b in zip(actual, expected, strict=False)) + abs(len(actual) - len(expected))
+    if changed > MAX_LABEL_CHANGES:
+        raise ModelError(f"{path}: {changed} of {len(expected)} reference digits now get another "
+                         "label than at export: the file is corrupt, export it again")
 
 
 def check_fingerprint(path: Path, meta: dict[str, str], proba: np.ndarray) -> None:

@@ -73,7 +73,7 @@ def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
 def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
     """Run the probe batch once: surfaces runtime failures now, as a ModelError, and catches
     corrupted weights by comparing with the fingerprint recorded at export."""
-    from edgedigits.metadata import check_fingerprint, probe_inputs
+    from edgedigits.metadata import check_fingerprint, check_probe_labels, probe_inputs
 
     try:
         proba = classifier.predict_proba(probe_inputs())
@@ -82,7 +82,12 @@ def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
     if proba.shape != (8, NUM_CLASSES):
         raise ModelError(f"{classifier.path}: model output is {list(proba.shape)} for 8 images; "
                          "edgedigits needs [batch, 10]")
-    check_fingerprint(classifier.path, classifier.metadata(), proba)
+    meta = classifier.metadata()
+    check_fingerprint(classifier.path, meta, proba)
+    try:
+        check_probe_labels(classifier.path, meta, classifier.predict)
+    except (RuntimeError, ValueError) as exc:
+        raise ModelError(f"{classifier.path}: the model fails to run ({first_line(exc)})") from exc
 
 
 def check_batch(x: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ noise, and movement from frame to frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 import cv2
 import numpy as np
@@ -22,9 +21,9 @@ class Truth:
 
 def demo_digits() -> tuple[np.ndarray, np.ndarray]:
     """300 MNIST *test* digits shipped with the package: uint8 [300, 28, 28], labels [300]."""
-    with resources.files("edgedigits.assets").joinpath("demo_digits.npz").open("rb") as fh, \
-            np.load(fh, allow_pickle=False) as npz:
-        return npz["x"], npz["y"]
+    from edgedigits.data import shipped_digits
+
+    return shipped_digits()
 
 
 def paper(height: int, width: int, rng: np.random.Generator, uneven: bool = True) -> np.ndarray:

@@ -162,7 +162,7 @@ def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta
     Failures become one line.
     """
     from edgedigits.export.onnx import add_onnx_metadata
-    from edgedigits.metadata import fingerprint, probe_inputs, tflite_with_metadata
+    from edgedigits.metadata import fingerprint, probe_inputs, probe_labels, tflite_with_metadata
     from edgedigits.quiet import silenced
     from edgedigits.runtime import load_classifier
 
@@ -172,7 +172,9 @@ def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta
             data = variant.fn(model, ctx)
         bare = ctx.scratch / f"bare-{variant.filename}"
         bare.write_bytes(data)
-        meta = {**meta, "fingerprint": fingerprint(load_classifier(bare).predict_proba(probe_inputs()))}
+        bare_classifier = load_classifier(bare)
+        meta = {**meta, "fingerprint": fingerprint(bare_classifier.predict_proba(probe_inputs())),
+                "probe_labels": probe_labels(bare_classifier.predict)}
         data = (add_onnx_metadata if variant.filename.endswith(".onnx") else tflite_with_metadata)(
             data, meta)
     except EdgeDigitsError:
