@@ -86,11 +86,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from edgedigits.metadata import read_metadata
     from edgedigits.runtime import load_classifier
 
-    meta = read_metadata(args.model)
-    clf = load_classifier(args.model)
+    clf = load_classifier(args.model)  # one load: it also verifies the file against its metadata
+    meta = clf.metadata()
     size_kb = Path(args.model).stat().st_size / 1024
     print(f"{clf.path}  ({clf.backend}, {size_kb:.1f} KB, runs on {clf.device})")
     if not meta:
