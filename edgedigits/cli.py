@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 error (one line on stderr, no traceback), 2 usage error
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -252,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgedigits {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `edgedigits info M | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -74,3 +74,13 @@ def test_eval_of_trained_model(trained_run, capsys):
     assert main(["eval", str(trained_run / "model.keras"), "--data", "mnist-5k"]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "confusion" in out
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    from edgedigits.camera.loop import bundled_model
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgedigits.cli", "info", str(bundled_model())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `| head -0` would
+    assert proc.wait(timeout=60) == 0
+    assert b"Traceback" not in proc.stderr.read()
