@@ -207,3 +207,22 @@ def test_camera_runs_tflite_models(trained_run, tmp_path, frames_with_truth):
                  + d["box"][2] and d["box"][1] <= cy <= d["box"][1] + d["box"][3]]
         correct += len(found) == 1 and found[0]["label"] == t.label
     assert correct >= 5
+
+
+def test_quitting_a_live_camera_is_not_reported_as_a_failure(monkeypatch):
+    """q on a webcam ends the loop quietly; a webcam that runs dry says so."""
+    from edgedigits.camera.loop import CameraConfig, run_camera
+    from edgedigits.camera.sources import DemoSource
+
+    class FakeWebcam(DemoSource):
+        name, live = "camera 0", True
+
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
+    monkeypatch.setattr(cv2, "imshow", lambda *a: None)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: ord("q"))
+    said = []
+    run_camera(CameraConfig(), log=said.append, source=FakeWebcam(n_frames=5))
+    assert said == []
+    run_camera(CameraConfig(headless=True), log=said.append, source=FakeWebcam(n_frames=5))
+    assert said == ["camera 0 stopped delivering frames; ended cleanly after 5 frames"]

@@ -171,7 +171,8 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
     source = source or open_source(config.source, loop_demo=not config.headless)
     tracker = Tracker(alpha=config.smoothing)
-    frames = stopped = 0
+    frames = 0
+    failed = quit_key = False  # how the loop ended, when not by the source or --max-frames
     fps = previous = 0.0
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
@@ -209,14 +210,16 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
                 if show:
                     cv2.imshow(WINDOW, annotated)
                     if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        quit_key = True
                         break
         except cv2.error as exc:  # a device that vanishes mid-stream
-            stopped = 1
+            failed = True
             log(f"the source stopped delivering frames ({str(exc).strip().splitlines()[-1]}); "
                 f"ending after {frames} frames")
-    if source.live and frames == 0 and not stopped:
+    if source.live and frames == 0 and not failed:
         raise EdgeDigitsError(f"{source.name} delivered no frames; is another program using it?")
-    if source.live and not stopped and (config.max_frames is None or frames < config.max_frames):
+    ran_dry = not (failed or quit_key) and (config.max_frames is None or frames < config.max_frames)
+    if source.live and ran_dry:
         log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
     return {"frames": frames, "model": str(model), "backend": classifier.backend,
             "device": classifier.device, "jsonl": config.output_jsonl, "video": config.output_video}
