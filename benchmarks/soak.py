@@ -20,17 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import save, target  # noqa: E402
 
-from edgedigits.bench import peak_rss_mb  # noqa: E402
+from edgedigits.bench import memory_mb  # noqa: E402
 from edgedigits.camera.loop import CameraConfig, run_camera  # noqa: E402
 from edgedigits.camera.sources import Source  # noqa: E402
 from edgedigits.camera.synth import demo_frames  # noqa: E402
-
-
-def current_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Cycling(Source):
@@ -45,7 +38,7 @@ class Cycling(Source):
     def frames(self):
         for i in range(self.n):
             if i % 500 == 0:
-                self.rss.append((i, current_rss_mb()))
+                self.rss.append((i, memory_mb("VmRSS")))
             yield self.clip[i % len(self.clip)]
 
 
@@ -62,7 +55,7 @@ def main() -> None:
     growth = rss[max(rss)] - rss[1000]
     first, last = np.median(totals[1000:3000]), np.median(totals[-2000:])
     print(f"info  {summary['frames']} frames; RSS {rss[1000]:.1f} -> {rss[max(rss)]:.1f} MB "
-          f"(peak {peak_rss_mb():.1f}); median ms/frame {first:.2f} -> {last:.2f}")
+          f"(peak {memory_mb():.1f}); median ms/frame {first:.2f} -> {last:.2f}")
     targets = [target("frames processed", summary["frames"], ">=", n),
                target("RSS growth after warm-up", growth, "<=", 10, " MB"),
                target("per-frame time drift (last / first median)", last / first, "<=", 1.2, "x")]

@@ -173,7 +173,7 @@ def peak_gflops(seconds: float = 0.5) -> float:
 
 COLD_START = """
 import sys, time, numpy as np
-def peak_rss_mb():  # VmHWM: unlike ru_maxrss it is not inherited across exec
+def peak_rss_mb():  # memory_mb("VmHWM"), inlined: importing edgedigits.bench would inflate what we measure
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
@@ -186,15 +186,18 @@ print(time.perf_counter() - t0, peak_rss_mb())
 """
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS in MB (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+def memory_mb(field: str = "VmHWM") -> float:
+    """A memory figure of this process from /proc/self/status, in MB: VmHWM is the peak RSS
+    (unlike ru_maxrss it is not inherited across exec), VmRSS the current one."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    if field != "VmHWM":
+        return float("nan")
+    import resource  # not Linux: the nearest figure there is
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
