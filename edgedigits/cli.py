@@ -47,7 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
-        out=args.out, device=args.device, shift=args.shift,
+        out=args.out, device=args.device, shift=args.shift, augment=args.augment, arch=args.arch,
+        outliers=args.outliers, patience=args.patience,
     )
     result = train(config, resume=Path(args.resume) if args.resume else None)
     m = result.metrics
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgedigits {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("train", help="fit the seed MLP (GPU when TensorFlow sees one)")
+    p = sub.add_parser("train", help="fit the seed MLP or the CNN (GPU when TensorFlow sees one)")
     p.add_argument("--data", default="mnist",
                    help="mnist (download; falls back to mnist-5k offline), mnist-5k, "
                    "an .npz or an IDX folder (default: mnist)")
@@ -184,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue RUN_DIR from its checkpoint for --epochs more epochs")
     p.add_argument("--shift", type=int, default=0, metavar="PX",
                    help="augment: translate batches by up to PX pixels (default 0, as the seed)")
+    p.add_argument("--augment", choices=("none", "ink"), default="none",
+                   help="ink: rotate, shear, scale, shift, elastic, stroke width, blur, noise "
+                   "on the fly (default none, as the seed)")
+    p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
+                   help="mlp: the seed (default); cnn: a 98k-parameter CNN for real handwriting")
+    p.add_argument("--patience", type=_positive_int, default=5,
+                   help="stop after this many epochs without a better val_loss (default 5, as the seed)")
+    p.add_argument("--outliers", type=float, default=0.0, metavar="FRACTION",
+                   help="add this share of each batch as non-digits (two digits written touching) "
+                   "trained toward low confidence (default 0, as the seed)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     p.set_defaults(func=cmd_train)
 

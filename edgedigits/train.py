@@ -40,6 +40,10 @@ class TrainConfig:
     seed: int = 0  # weights init and shuffling; same seed on CPU -> same weights
     patience: int = 5  # EarlyStopping patience on val_loss, as the seed
     shift: int = 0  # augmentation: translate each batch by up to N px (0 = none, the seed)
+    augment: str = "none"  # "none" (the seed) or "ink": real-pen distortions (augment.py)
+    arch: str = "mlp"  # "mlp" (the seed) or "cnn" (model.py)
+    outliers: float = 0.0  # outlier exposure: this share of each batch again as non-digits
+    # (two digits written touching) trained toward uniform probabilities (0 = none, the seed)
     out: str = "runs"  # parent of the timestamped run directory
     device: str = "auto"  # "auto", "cpu" or "gpu"
 
@@ -54,6 +58,12 @@ class TrainConfig:
             raise EdgeDigitsError(f"--learning-rate must be positive, got {self.learning_rate}")
         if not 0 <= self.shift <= 8:
             raise EdgeDigitsError(f"--shift must be 0-8 pixels, got {self.shift}")
+        if self.augment not in ("none", "ink"):
+            raise EdgeDigitsError(f"--augment must be none or ink, got {self.augment!r}")
+        if not 0.0 <= self.outliers <= 1.0:
+            raise EdgeDigitsError(f"--outliers must be within 0-1, got {self.outliers}")
+        if self.arch not in ("mlp", "cnn"):
+            raise EdgeDigitsError(f"--arch must be mlp or cnn, got {self.arch!r}")
         if self.device not in ("auto", "cpu", "gpu"):
             raise EdgeDigitsError(f"--device must be auto, cpu or gpu, got {self.device!r}")
 
@@ -133,7 +143,7 @@ def train(config: TrainConfig, resume: Path | None = None,
         from edgedigits.model import build_model, compile_model
 
         run_dir = new_run_dir(Path(config.out))
-        model = compile_model(build_model(), config.optimizer, config.learning_rate)
+        model = compile_model(build_model(config.arch), config.optimizer, config.learning_rate)
     atomic.write_json(run_dir / "config.json", {**dataclasses.asdict(config),
                                                 "edgedigits_version": __version__})
     log(f"run directory: {run_dir}")
@@ -171,7 +181,8 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
         model=model,
     )
     run_epoch = _epoch_function(model, tf.constant(data.x_train),
-                                tf.constant(data.y_train.astype(np.int32)), config.shift)
+                                tf.constant(data.y_train.astype(np.int32)), config.shift,
+                                config.augment, config.arch, round(config.outliers * config.batch_size))
     rng = np.random.default_rng(config.seed + len(history))
     first = len(history)
     model.stop_training = False
@@ -212,37 +223,69 @@ def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int) -> np.n
     return np.concatenate([perm, extra]).astype(np.int32).reshape(steps, batch_size)
 
 
-def _epoch_function(model: Any, x: Any, y: Any, shift: int) -> Callable[[Any, Any], tuple[Any, Any]]:
-    """One XLA-compiled epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
+def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none",
+                    arch: str = "mlp", outliers: int = 0) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """One epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
 
+    The MLP runs the whole epoch as one XLA-compiled loop; the CNN runs one graph step per
+    batch (TensorFlow's oneDNN convolutions: inside an XLA loop on the CPU they ran 8x slower).
     With shift > 0 each batch is rolled by a random (dy, dx) in [-shift, shift]; MNIST
-    digits sit in a blank 4 px border, so the wrap-around moves only zeros.
+    digits sit in a blank 4 px border, so the wrap-around moves only zeros. With augment
+    "ink" every image is distorted like real pen strokes (augment.ink), seeded by (seed, step).
+    With outliers > 0, that many non-digits (augment.non_digits) join each batch, their loss
+    the cross-entropy to the uniform distribution, weighted 0.5 (Hendrycks et al., 2019).
     """
+    from edgedigits.augment import ink, non_digits
+
     keras = import_keras("training")
     tf = import_tf("training")
     loss_fn = keras.losses.SparseCategoricalCrossentropy()
     optimizer = model.optimizer
     weights = model.trainable_variables
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def run(batches: Any, seed: Any) -> tuple[Any, Any]:
-        def step(i: Any, loss_sum: Any, correct: Any) -> tuple[Any, Any, Any]:
-            xb = tf.gather(x, batches[i])  # (B, 28, 28)
-            yb = tf.gather(y, batches[i])  # (B,)
-            if shift:
-                dyx = tf.random.stateless_uniform([2], seed=tf.stack([seed, i]), minval=-shift,
-                                                  maxval=shift + 1, dtype=tf.int32)
-                xb = tf.roll(xb, shift=dyx, axis=[1, 2])
-            with tf.GradientTape() as tape:
+    def step(batch: Any, seed: Any, i: Any) -> tuple[Any, Any]:
+        xb = tf.gather(x, batch)  # (B, 28, 28)
+        yb = tf.gather(y, batch)  # (B,)
+        if shift:
+            dyx = tf.random.stateless_uniform([2], seed=tf.stack([seed, i]), minval=-shift,
+                                              maxval=shift + 1, dtype=tf.int32)
+            xb = tf.roll(xb, shift=dyx, axis=[1, 2])
+        if augment == "ink":
+            xb = ink(xb, tf.stack([seed, i]))
+        if outliers:
+            others = non_digits(xb[:outliers], tf.roll(xb, 1, axis=0)[:outliers], tf.stack([seed + 1, i]))
+        with tf.GradientTape() as tape:
+            if outliers:
+                both = model(tf.concat([xb, others], 0), training=True)  # (B + outliers, 10)
+                proba = both[:-outliers]
+                loss = loss_fn(yb, proba) + 0.5 * tf.reduce_mean(-tf.math.log(both[-outliers:] + 1e-7))
+            else:
                 proba = model(xb, training=True)  # (B, 10)
                 loss = loss_fn(yb, proba)
-            optimizer.apply(tape.gradient(loss, weights), weights)
-            hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(proba, 1, output_type=tf.int32), yb),
-                                         tf.int32))
+        optimizer.apply(tape.gradient(loss, weights), weights)
+        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(proba, 1, output_type=tf.int32), yb), tf.int32))
+        return loss, hits
+
+    if arch == "cnn":
+        graph_step = tf.function(step, reduce_retracing=True)
+
+        def run_steps(batches: Any, seed: Any) -> tuple[Any, Any]:
+            loss_sum, correct = tf.constant(0.0), tf.constant(0)
+            for i in range(int(batches.shape[0])):
+                loss, hits = graph_step(batches[i], seed, tf.constant(i))
+                loss_sum, correct = loss_sum + loss, correct + hits
+            return loss_sum, correct
+
+        return run_steps
+
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def run(batches: Any, seed: Any) -> tuple[Any, Any]:
+        def body(i: Any, loss_sum: Any, correct: Any) -> tuple[Any, Any, Any]:
+            loss, hits = step(batches[i], seed, i)
             return i + 1, loss_sum + loss, correct + hits
 
         steps = tf.shape(batches)[0]
-        _, loss_sum, correct = tf.while_loop(lambda i, *_: i < steps, step,
+        _, loss_sum, correct = tf.while_loop(lambda i, *_: i < steps, body,
                                              (tf.constant(0), tf.constant(0.0), tf.constant(0)))
         return loss_sum, correct
 
