@@ -76,7 +76,8 @@ def _bilinear(x: Any, y: Any, xs: Any) -> Any:
 
 
 def non_digits(a: Any, b: Any, seed: Any) -> Any:
-    """Two digits written touching (a beside b, overlapping 0-8 px), re-fitted into 28x28 as
+    """Two digits written touching (a beside b, b 0.55-1.45x a's size and up to a quarter of
+    its height higher or lower, overlapping 0-8 px), re-fitted into 28x28 as
     normalise_crop would: what the camera meets when it has not yet split a blob. For outlier
     exposure (trained toward the uniform distribution, so the model's top probability on them
     is low, and the splitter prefers the pieces). a, b: (N, 28, 28) -> (N, 28, 28).
@@ -88,6 +89,13 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
 
     n = tf.shape(a)[0]
     overlap = tf.floor(tf.random.stateless_uniform([n], seed=seed, minval=0.0, maxval=9.0))
+    # real neighbours differ in size and sit higher or lower (a small 8 beside a long-tailed 7)
+    zoom = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 1]), minval=0.55, maxval=1.45)
+    rise = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 2]), minval=-0.25, maxval=0.25)
+    half = 0.5 / zoom
+    b = tf.image.crop_and_resize(b[..., None], tf.stack([0.5 - half + rise, 0.5 - half,
+                                                         0.5 + half + rise, 0.5 + half], axis=1),
+                                 tf.range(n), [28, 28])[..., 0]
     # a at columns 0-27 of a (28, 56) canvas, b from column 28 - overlap
     cols = tf.range(56, dtype=tf.float32)[None, :]  # (1, 56)
     start = 28.0 - overlap[:, None]  # (N, 1)
