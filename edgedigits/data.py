@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.contract import NUM_CLASSES
 from edgedigits.errors import DataError, MissingExtraError, first_line
 
 IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
+
 SEED_VALIDATION = 5_000  # the seed notebook holds out the first 5,000 training images
 SPLIT_SEED = 0  # fixed, so mnist-5k's test split never depends on the training seed
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")

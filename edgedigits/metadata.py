@@ -13,16 +13,15 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgedigits import __version__
+from edgedigits.contract import LABELS, PREPROCESSING
 from edgedigits.errors import MissingExtraError, ModelError, first_line
 
 TFLITE_METADATA_NAME = "edgedigits"
-PREPROCESSING = ("input 'image' float32 [batch, 28, 28]: white digit on black, pixels/255 in [0, 1], "
-                 "digit fitted to 20x20 and centred by mass in 28x28 (MNIST)")
-LABELS = [str(d) for d in range(10)]
 PROBE_SEED = 20_261_125
 # how far a model's outputs on the probe may move before the file counts as corrupt
 # (int8: 0.02 is 5 steps of the 1/256 output quantization)
@@ -97,11 +96,17 @@ def sha256(path: Path) -> str:
 
 
 def build_metadata(source: Path, source_sha256: str, quantization: str, training_data: str,
-                   test_accuracy: float | None, created: str) -> dict[str, str]:
+                   test_accuracy: float | None, created: str,
+                   run_config: dict[str, Any] | None = None) -> dict[str, str]:
     """The key/value pairs stored in every export (all values are strings).
 
-    The export adds "fingerprint": its outputs on probe_inputs(), checked at every load.
+    `run_config` (the run's config.json) adds what the model is: "architecture" and
+    "training" (optimizer, augmentation, outliers, epochs). The export adds "fingerprint":
+    its outputs on probe_inputs(), checked at every load.
     """
+    run_config = run_config or {}
+    recipe = {k: run_config[k] for k in ("optimizer", "learning_rate", "batch_size", "epochs", "augment",
+                                         "outliers", "shift", "seed", "lr_schedule") if k in run_config}
     if os.sep in training_data:  # a user's path: keep the file name, not their folders
         training_data = Path(training_data).name
     return {
@@ -114,6 +119,8 @@ def build_metadata(source: Path, source_sha256: str, quantization: str, training
         "test_accuracy": "" if test_accuracy is None else f"{test_accuracy:.6f}",
         "created": created,
         "quantization": quantization,
+        "architecture": str(run_config.get("arch", "mlp")),
+        "training": json.dumps(recipe, sort_keys=True),
     }
 
 

@@ -16,10 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgedigits.contract import IMAGE_SHAPE, NUM_CLASSES, check_batch, input_rank, to_rank
 from edgedigits.errors import EdgeDigitsError, MissingExtraError, ModelError, first_line
 
-INPUT_SHAPE = (28, 28)
-NUM_CLASSES = 10
 BACKENDS = ("auto", "onnx", "tflite", "keras")
 SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite", ".keras": "keras"}
 
@@ -85,16 +84,6 @@ def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
     check_probe_labels(classifier.path, meta, classifier.predict)
 
 
-def check_batch(x: np.ndarray) -> np.ndarray:
-    """Return x as C-contiguous float32 [N, 28, 28], or raise with what was wrong."""
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[1:] != INPUT_SHAPE:
-        raise EdgeDigitsError(f"model input must be [N, 28, 28]; got shape {tuple(x.shape)}")
-    if x.dtype != np.float32 or not x.flags.c_contiguous:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-    return x
-
-
 class _Base:
     path: Path
     backend = ""
@@ -108,14 +97,6 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path} on {self.device}>"
-
-
-def _check_io(path: Path, in_shape: Any, out_shape: Any) -> None:
-    """Shapes as lists with None/str/-1 for symbolic dims: expect [*, 28, 28] -> [*, 10]."""
-    if len(in_shape) != 3 or tuple(in_shape[1:]) != INPUT_SHAPE:
-        raise ModelError(f"{path}: model input is {list(in_shape)}; edgedigits needs [batch, 28, 28]")
-    if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
-        raise ModelError(f"{path}: model output is {list(out_shape)}; edgedigits needs [batch, 10]")
 
 
 class OnnxClassifier(_Base):
@@ -148,7 +129,7 @@ class OnnxClassifier(_Base):
         if len(inputs) != 1 or len(outputs) < 1:
             raise ModelError(f"{path}: expected one input and one output, found "
                              f"{len(inputs)} and {len(outputs)}")
-        _check_io(path, inputs[0].shape, outputs[0].shape)
+        self.rank = input_rank(path, inputs[0].shape, outputs[0].shape)
         if inputs[0].type != "tensor(float)":
             raise ModelError(f"{path}: model input is {inputs[0].type}; edgedigits feeds float32")
         self.input_name = inputs[0].name
@@ -162,6 +143,7 @@ class OnnxClassifier(_Base):
         """Not thread-safe: one classifier per thread."""
         x = check_batch(x)
         try:
+            x = to_rank(x, self.rank)
             if self._binding is None:
                 return self.session.run(self.output_names, {self.input_name: x})[0]
             if len(self._out) != len(x):
@@ -202,7 +184,7 @@ class TFLiteClassifier(_Base):
         if len(ins) != 1 or len(outs) != 1:
             raise ModelError(f"{path}: expected one input and one output, found "
                              f"{len(ins)} and {len(outs)}")
-        _check_io(path, list(ins[0]["shape"]), list(outs[0]["shape"]))
+        self.rank = input_rank(path, list(ins[0]["shape"]), list(outs[0]["shape"]))
         self._in, self._out = ins[0], outs[0]
         self._meta: dict[str, str] | None = None
         self._batch = int(ins[0]["shape"][0])
@@ -216,7 +198,7 @@ class TFLiteClassifier(_Base):
         return self._meta
 
     def _resize(self, n: int) -> None:
-        self.interpreter.resize_tensor_input(self._in["index"], [n, *INPUT_SHAPE])
+        self.interpreter.resize_tensor_input(self._in["index"], [n, *IMAGE_SHAPE, 1][:self.rank])
         self.interpreter.allocate_tensors()
         self._batch = n
 
@@ -230,7 +212,7 @@ class TFLiteClassifier(_Base):
         try:  # a corrupt model can fail in the resize as well as in invoke
             if len(x) != self._batch:
                 self._resize(len(x))
-            self.interpreter.set_tensor(self._in["index"], x)
+            self.interpreter.set_tensor(self._in["index"], to_rank(x, self.rank))
             self.interpreter.invoke()
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"{self.path}: inference failed ({first_line(exc)})") from exc
@@ -247,10 +229,11 @@ class KerasClassifier(_Base):
     def __init__(self, path: Path, threads: int | None = None) -> None:
         self.path = path
         self.model = load_keras_model(path)
+        self.rank = len(self.model.input_shape)
         self.device = "TensorFlow"
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model(check_batch(x), training=False))
+        return np.asarray(self.model(to_rank(check_batch(x), self.rank), training=False))
 
     def metadata(self) -> dict[str, str]:
         from edgedigits.metadata import read_metadata
@@ -272,5 +255,5 @@ def load_keras_model(path: Path) -> Any:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError variously
         raise ModelError(f"{path}: cannot load this Keras model ({first_line(exc)})") from exc
-    _check_io(path, list(model.input_shape), list(model.output_shape))
+    input_rank(path, list(model.input_shape), list(model.output_shape))
     return model

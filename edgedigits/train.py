@@ -42,6 +42,7 @@ class TrainConfig:
     shift: int = 0  # augmentation: translate each batch by up to N px (0 = none, the seed)
     augment: str = "none"  # "none" (the seed) or "ink": real-pen distortions (augment.py)
     arch: str = "mlp"  # "mlp" (the seed) or "cnn" (model.py)
+    lr_schedule: str = "constant"  # "constant" (the seed) or "cosine": decays to 5% over --epochs
     outliers: float = 0.0  # outlier exposure: this share of each batch again as non-digits
     # (two digits written touching) trained toward uniform probabilities (0 = none, the seed)
     out: str = "runs"  # parent of the timestamped run directory
@@ -60,6 +61,8 @@ class TrainConfig:
             raise EdgeDigitsError(f"--shift must be 0-8 pixels, got {self.shift}")
         if self.augment not in ("none", "ink"):
             raise EdgeDigitsError(f"--augment must be none or ink, got {self.augment!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise EdgeDigitsError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not 0.0 <= self.outliers <= 1.0:
             raise EdgeDigitsError(f"--outliers must be within 0-1, got {self.outliers}")
         if self.arch not in ("mlp", "cnn"):
@@ -143,7 +146,9 @@ def train(config: TrainConfig, resume: Path | None = None,
         from edgedigits.model import build_model, compile_model
 
         run_dir = new_run_dir(Path(config.out))
-        model = compile_model(build_model(config.arch), config.optimizer, config.learning_rate)
+        steps = -(-len(data.y_train) // config.batch_size) * config.epochs
+        model = compile_model(build_model(config.arch), config.optimizer, config.learning_rate,
+                              decay_steps=steps if config.lr_schedule == "cosine" else None)
     atomic.write_json(run_dir / "config.json", {**dataclasses.asdict(config),
                                                 "edgedigits_version": __version__})
     log(f"run directory: {run_dir}")

@@ -27,6 +27,17 @@ def trained_run(tmp_path_factory) -> Path:
     return result.run_dir
 
 
+@pytest.fixture(scope="session")
+def trained_cnn_run(tmp_path_factory) -> Path:
+    """A real 4-epoch CNN run on mnist-5k with ink augmentation and outliers (about 8 s)."""
+    from edgedigits.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("cnn_runs")
+    config = TrainConfig(data="mnist-5k", epochs=4, arch="cnn", augment="ink", outliers=0.2,
+                         optimizer="adam", out=str(out))
+    return train(config, log=lambda _: None).run_dir
+
+
 @pytest.fixture()
 def raw_mnist_arrays(mnist5k):
     """Small uint8 MNIST-layout arrays made from real digits."""

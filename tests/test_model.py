@@ -19,3 +19,21 @@ def test_output_is_a_distribution(mnist5k):
     proba = np.asarray(build_model()(mnist5k.x_test[:8]))
     assert proba.shape == (8, 10)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_cnn_is_smaller_than_the_seed_and_keeps_its_contract(mnist5k):
+    from edgedigits.model import CNN_PARAM_COUNT
+
+    model = build_model("cnn")
+    assert model.count_params() == CNN_PARAM_COUNT <= 250_000 < PARAM_COUNT
+    assert tuple(model.input_shape) == (None, 28, 28) and tuple(model.output_shape) == (None, 10)
+    assert model.inputs[0].name == INPUT_NAME and model.layers[-1].name == "outputLayer"
+    proba = np.asarray(model(mnist5k.x_test[:8]))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_unknown_architecture_lists_the_valid_ones():
+    import pytest
+
+    with pytest.raises(ValueError, match="mlp, cnn"):
+        build_model("resnet")

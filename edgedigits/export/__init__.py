@@ -102,7 +102,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     out = Path(config.out) if config.out else run_dir / "export"
     _check_writable(out)
     atomic.clean_stale(out)  # orphans of an export that was killed mid-write
-    model = load_keras_model(source)
+    model = _canonical(load_keras_model(source))
     run_metrics = _read_json(run_dir / "metrics.json")
     data = load_dataset(config.data or _read_json(run_dir / "config.json").get("data", "mnist"))
     reference = predict_in_batches(_KerasRef(model), data.x_test)
@@ -117,7 +117,8 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
         for key in config.variants:
             variant = EXPORTERS[key]
             meta = build_metadata(source, source_sha, variant.quantization, data.name,
-                                  run_metrics.get("test_accuracy"), created)
+                                  run_metrics.get("test_accuracy"), created,
+                                  _read_json(run_dir / "config.json"))
             try:
                 with atomic.atomic_path(out / variant.filename) as tmp:
                     _try_export(key, variant, model, ctx, meta, tmp, log)
@@ -143,6 +144,18 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
 
 class _Rejected(Exception):
     """A variant failed parity: abort its atomic write."""
+
+
+def _canonical(model: Any) -> Any:
+    """A model taking [N, 28, 28, 1] wrapped to take [N, 28, 28]: every export then has the
+    one input layout the contract names, and the converters need no special case."""
+    if len(model.input_shape) == 3:
+        return model
+    from edgedigits._tf import import_keras
+
+    keras = import_keras("exporting")
+    return keras.Sequential([keras.Input((28, 28), name="image"), keras.layers.Reshape((28, 28, 1)), model],
+                            name=f"{model.name}_28x28")
 
 
 class _KerasRef:

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from edgedigits._tf import import_tf
-from edgedigits.model import INPUT_NAME
+from edgedigits.contract import INPUT_NAME, OUTPUT_NAME
 
-OUTPUT_NAME = "probabilities"
 BATCH_DIM = "batch"
 
 

@@ -1,0 +1,50 @@
+"""The training-time distortions: reproducible, in range, and still digits a model can read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from edgedigits.augment import ink, non_digits  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def batch(mnist5k):
+    return tf.constant(mnist5k.x_test[:64]), mnist5k.y_test[:64]
+
+
+def test_ink_is_reproducible_by_seed_and_in_range(batch):
+    x, _ = batch
+    a = ink(x, tf.constant([3, 7])).numpy()
+    b = ink(x, tf.constant([3, 7])).numpy()
+    c = ink(x, tf.constant([4, 7])).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert a.shape == (64, 28, 28) and a.min() >= 0.0 and a.max() <= 1.0
+    assert np.abs(a - x.numpy()).mean() > 0.02  # it really distorts
+
+
+def test_ink_keeps_digits_readable(batch):
+    """The bundled model still reads most distorted digits: the distortions are handwriting-
+    sized, not noise."""
+    from edgedigits.assets import bundled_model
+    from edgedigits.runtime import load_classifier
+
+    x, y = batch
+    clf = load_classifier(bundled_model())
+    clean = (clf.predict(x.numpy()) == y).mean()
+    distorted = (clf.predict(ink(x, tf.constant([1, 2])).numpy()) == y).mean()
+    assert clean >= 0.95 and distorted >= 0.7  # noise would read ~10%
+
+
+def test_non_digits_are_two_digits_side_by_side(batch):
+    """Each outlier holds the ink of two digits, fitted into 28x28 like a camera crop."""
+    x, _ = batch
+    pairs = non_digits(x[:32], x[32:], tf.constant([5, 6])).numpy()
+    assert pairs.shape == (32, 28, 28) and pairs.min() >= 0.0 and pairs.max() <= 1.0
+    cols = (pairs > 0.3).any(axis=1)
+    wide = cols.sum(axis=1)  # inked columns: a pair spans most of the 20-px box's width
+    rows = (pairs > 0.3).any(axis=2).sum(axis=1)
+    assert np.median(wide) >= 12 and np.median(rows) < np.median(wide)  # wider than tall
