@@ -17,6 +17,13 @@ def full_mnist(arg: str | None) -> str:
     return str(SHARED_MNIST) if SHARED_MNIST.exists() else "mnist"
 
 
+def machine() -> str:
+    """The CPU (model, cores, ISA) and runtime versions, in one line for every benchmark."""
+    from edgedigits.bench import machine_line
+
+    return machine_line()
+
+
 def target(name: str, value: float, op: str, bound: float, unit: str = "") -> dict:
     value = float(value)
     ok = bool(value >= bound if op == ">=" else value <= bound)

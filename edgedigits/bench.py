@@ -5,7 +5,10 @@ Backends (those whose file/package is present):
   tflite[.fp16|.int8]  LiteRT via edgedigits          onnx[.int8]  onnxruntime via edgedigits
   onnx.bare       a bare InferenceSession.run on model.onnx (the wrapper's overhead reference)
   onnx.cuda       model.onnx on CUDAExecutionProvider, when onnxruntime-gpu provides it
-  numpy           a plain numpy forward pass of the same weights (the floor of "no runtime")
+  numpy           a plain numpy forward pass of the same weights (the floor of "no runtime");
+                  the seed MLP only
+GFLOP/s counts the model's own multiply-adds per image (its metadata's macs_per_image, or
+its Keras layers); int8 rows are integer operations (GOP/s).
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from edgedigits.model import MACS_PER_IMAGE
 
 Predict = Callable[[np.ndarray], Any]
 
@@ -48,7 +49,7 @@ class Row:
     p90_us: float
     p99_us: float
     images_per_s: float
-    gflops: float  # achieved: 2 * 266,200 multiply-adds per image
+    gflops: float  # achieved: 2 x the model's multiply-adds per image / second (nan: unknown)
     calls: int
 
 
@@ -93,7 +94,8 @@ def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Pr
     if "keras" in models and _has("tensorflow"):  # an edge install measures the exports only
         out["keras.predict"] = lambda: _keras(models["keras"], "predict")
         out["keras.call"] = lambda: _keras(models["keras"], "call")
-        out["numpy"] = lambda: _keras(models["keras"], "numpy")
+        if _is_seed_mlp(models["keras"]):
+            out["numpy"] = lambda: _keras(models["keras"], "numpy")
     cpu = ["CPUExecutionProvider"]
     for key in ("tflite", "tflite.fp16", "tflite.int8", "onnx", "onnx.int8"):
         if key in models and (key.startswith("onnx") or _has("ai_edge_litert")):
@@ -105,6 +107,53 @@ def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Pr
             out["onnx.cuda"] = lambda: load_classifier(
                 models["onnx"], providers=["CUDAExecutionProvider"]).predict_proba
     return out
+
+
+def skipped(models: dict[str, Path]) -> dict[str, str]:
+    """Backends present as files but not measured here, and why."""
+    out = {}
+    if "keras" in models and not _has("tensorflow"):
+        out["keras"] = "model.keras needs TensorFlow (pip install \".[train]\")"
+    elif "keras" in models and not _is_seed_mlp(models["keras"]):
+        out["numpy"] = "the numpy reference forward is the seed MLP's; this model is another"
+    if not _has("ai_edge_litert"):
+        for key in ("tflite", "tflite.fp16", "tflite.int8"):
+            if key in models:
+                out[key] = f"{models[key].name} needs LiteRT (pip install \".[tflite]\")"
+    return out
+
+
+def _is_seed_mlp(path: Path) -> bool:
+    """Does this .keras hold the seed MLP's weights (784-300-100-10)? Read from the archive."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return config.get("config", {}).get("name") == "edgedigits_mlp"
+
+
+def macs_per_image(models: dict[str, Path]) -> int | None:
+    """The model's multiply-adds per image: an export's metadata, else its Keras layers."""
+    from edgedigits.metadata import read_metadata
+
+    for key in ("onnx", "tflite", "onnx.int8", "tflite.fp16", "tflite.int8"):
+        if key in models:
+            try:
+                value = read_metadata(models[key]).get("macs_per_image", "")
+            except Exception:  # noqa: BLE001  (a file bench cannot read has no count: n/a)
+                value = ""
+            if value.isdigit():
+                return int(value)
+    if "keras" in models and _has("tensorflow"):
+        from edgedigits.model import count_macs
+        from edgedigits.runtime import load_keras_model
+
+        return count_macs(load_keras_model(models["keras"]))
+    return None
 
 
 def _has_cuda() -> bool:
@@ -157,11 +206,12 @@ def time_calls(fn: Predict, x: np.ndarray, seconds: float, warmup: int = 5,
     return np.asarray(times)
 
 
-def measure(name: str, fn: Predict, x: np.ndarray, threads: int, seconds: float) -> Row:
+def measure(name: str, fn: Predict, x: np.ndarray, threads: int, seconds: float,
+            macs: int | None = None) -> Row:
     t = time_calls(fn, x, seconds)
     p50, p90, p99 = np.percentile(t, [50, 90, 99])
-    return Row(name, threads, len(x), p50 * 1e6, p90 * 1e6, p99 * 1e6, len(x) / p50,
-               2 * MACS_PER_IMAGE * len(x) / p50 / 1e9, len(t))
+    ops = 2 * macs * len(x) / p50 / 1e9 if macs else float("nan")
+    return Row(name, threads, len(x), p50 * 1e6, p90 * 1e6, p99 * 1e6, len(x) / p50, ops, len(t))
 
 
 def peak_gflops(seconds: float = 0.5) -> float:
@@ -240,6 +290,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     if not models:
         raise EdgeDigitsError(f"{model_dir}: no model.keras or exported models; run "
                               "`edgedigits train` and `edgedigits export` first")
+    macs = macs_per_image(models)
     rng = np.random.default_rng(0)
     rows: list[Row] = []
     plan = [(t, b) for t in config.threads for b in config.batch_sizes]
@@ -257,12 +308,13 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                 progress(_bar(done, total, f"{name} threads={threads} batch={batch}"))
             done += 1
             fn = build()
-            rows.append(measure(name, fn, x, threads, config.seconds))
+            rows.append(measure(name, fn, x, threads, config.seconds, macs))
             del fn
             gc.collect()  # release the session (and its spinning threads) before the next one
     report: dict[str, Any] = {
         "machine": machine(), "peak_gflops": peak_gflops(), "config": asdict(config),
         "files_kb": {k: round(p.stat().st_size / 1024, 1) for k, p in models.items()},
+        "macs_per_image": macs, "skipped": skipped(models),
         "rows": [asdict(r) for r in rows],
     }
     if config.cold_start:
@@ -284,24 +336,52 @@ def _bar(done: int, total: int, what: str, width: int = 24) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
 
 
+ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
+             "amx_int8": "AMX-INT8", "asimd": "NEON", "asimddp": "NEON dot-product"}
+
+
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
+    """The CPU (model, cores, the ISA extensions that decide int8 speed) and runtime versions:
+    every benchmark figure depends on them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and cpu == (platform.processor() or platform.machine()):
+                cpu = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
     except OSError:
         pass
+    versions = {}
+    for package in ("onnxruntime", "ai-edge-litert", "tensorflow", "numpy", "opencv-python"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.system()}
+            "system": platform.system(), "isa": [name for f, name in ISA_FLAGS.items() if f in flags],
+            "versions": versions}
+
+
+def machine_line(m: dict[str, Any] | None = None) -> str:
+    """One line naming the machine, for every report."""
+    m = m or machine()
+    v = m.get("versions", {})
+    return (f"{m['cpu']}, {m['cores']} cores, ISA {', '.join(m.get('isa', [])) or 'baseline'}; "
+            f"Python {m['python']}, onnxruntime {v.get('onnxruntime', '?')}, "
+            f"LiteRT {v.get('ai-edge-litert', '?')}, TensorFlow {v.get('tensorflow', '?')}")
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}; measured matmul peak "
-             f"{report['peak_gflops']:.0f} GFLOP/s.", "",
-             "| backend | threads | batch | p50 us | p90 us | p99 us | images/s | GFLOP/s | file KB |",
+    macs = report.get("macs_per_image")
+    lines = [f"Machine: {machine_line(report['machine'])}; measured matmul peak "
+             f"{report['peak_gflops']:.0f} GFLOP/s. Model: "
+             + (f"{macs:,} multiply-adds per image." if macs else "multiply-adds unknown (no metadata)."),
+             "", "| backend | threads | batch | p50 us | p90 us | p99 us | images/s | GFLOP/s (int8: GOP/s) "
+             "| file KB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     files = report["files_kb"]
     for r in report["rows"]:
@@ -309,7 +389,9 @@ def to_markdown(report: dict[str, Any]) -> str:
         kb = files.get("keras", "") if r["backend"] == "numpy" else kb
         lines.append(f"| {r['backend']} | {r['threads']} | {r['batch']} | {r['p50_us']:,.1f} | "
                      f"{r['p90_us']:,.1f} | {r['p99_us']:,.1f} | {r['images_per_s']:,.0f} | "
-                     f"{r['gflops']:.2f} | {kb} |")
+                     f"{'n/a' if r['gflops'] != r['gflops'] else format(r['gflops'], '.2f')} | {kb} |")
+    for key, why in report.get("skipped", {}).items():
+        lines.append(f"\nSkipped {key}: {why}.")
     if report.get("cold_start"):
         lines += ["", "| backend | cold start s (process) | first prediction s (in process) | peak RSS MB |",
                   "|---|---:|---:|---:|"]

@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
         out=args.out, device=args.device, shift=args.shift, augment=args.augment, arch=args.arch,
-        outliers=args.outliers, patience=args.patience,
+        outliers=args.outliers, patience=args.patience, lr_schedule=args.lr_schedule,
     )
     result = train(config, resume=Path(args.resume) if args.resume else None)
     m = result.metrics
@@ -88,11 +88,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from edgedigits.assets import bundled_model
     from edgedigits.runtime import load_classifier
 
-    clf = load_classifier(args.model)  # one load: it also verifies the file against its metadata
+    model = Path(args.model) if args.model else bundled_model()
+    clf = load_classifier(model)  # one load: it also verifies the file against its metadata
     meta = clf.metadata()
-    size_kb = Path(args.model).stat().st_size / 1024
+    size_kb = model.stat().st_size / 1024
     print(f"{clf.path}  ({clf.backend}, {size_kb:.1f} KB, runs on {clf.device})")
     if not meta:
         print("  no edgedigits metadata in this file")
@@ -144,7 +146,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.plot:
         require_plotting()
-    config = BenchConfig(model_dir=args.model_dir, batch_sizes=args.batch_sizes, threads=args.threads,
+    from edgedigits.assets import bundled_model
+    from edgedigits.bench import find_models
+
+    model_dir = args.model_dir or ("." if find_models(Path(".")) else str(bundled_model().parent))
+    config = BenchConfig(model_dir=model_dir, batch_sizes=args.batch_sizes, threads=args.threads,
                          seconds=args.seconds, cold_start=not args.no_cold_start)
     report = run_bench(config, progress=_progress if sys.stderr.isatty() else None)
     if sys.stderr.isatty():
@@ -190,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "on the fly (default none, as the seed)")
     p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
                    help="mlp: the seed (default); cnn: a 98k-parameter CNN for real handwriting")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: decay the learning rate to 5%% of it over --epochs "
+                   "(default constant, as the seed)")
     p.add_argument("--patience", type=_positive_int, default=5,
                    help="stop after this many epochs without a better val_loss (default 5, as the seed)")
     p.add_argument("--outliers", type=float, default=0.0, metavar="FRACTION",
@@ -229,8 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_camera)
 
     p = sub.add_parser("bench", help="latency/throughput of every backend, side by side")
-    p.add_argument("--model-dir", default=".", help="a run dir (model.keras + export/) or a folder "
-                   "of exported models (default .)")
+    p.add_argument("--model-dir", help="a run dir (model.keras + export/) or a folder of exported "
+                   "models (default: this folder when it holds models, else the bundled model)")
     p.add_argument("--batch-sizes", type=_int_list, default=[1, 32, 1024], help="default 1,32,1024")
     p.add_argument("--threads", type=_int_list, default=[1, 2], help="default 1,2")
     p.add_argument("--seconds", type=_positive_float, default=0.5,
@@ -249,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("info", help="print the metadata embedded in a model file")
-    p.add_argument("model", help="a .onnx, .tflite or .keras file")
+    p.add_argument("model", nargs="?", help="a .onnx, .tflite or .keras file (default: the bundled model)")
     p.set_defaults(func=cmd_info)
     return parser
 

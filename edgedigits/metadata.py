@@ -97,11 +97,12 @@ def sha256(path: Path) -> str:
 
 def build_metadata(source: Path, source_sha256: str, quantization: str, training_data: str,
                    test_accuracy: float | None, created: str,
-                   run_config: dict[str, Any] | None = None) -> dict[str, str]:
+                   run_config: dict[str, Any] | None = None, macs: int | None = None) -> dict[str, str]:
     """The key/value pairs stored in every export (all values are strings).
 
     `run_config` (the run's config.json) adds what the model is: "architecture" and
-    "training" (optimizer, augmentation, outliers, epochs). The export adds "fingerprint":
+    "training" (optimizer, augmentation, outliers, epochs); `macs` the multiply-adds per image
+    (bench's GFLOP/s). The export adds "fingerprint":
     its outputs on probe_inputs(), checked at every load.
     """
     run_config = run_config or {}
@@ -121,6 +122,7 @@ def build_metadata(source: Path, source_sha256: str, quantization: str, training
         "quantization": quantization,
         "architecture": str(run_config.get("arch", "mlp")),
         "training": json.dumps(recipe, sort_keys=True),
+        "macs_per_image": "" if macs is None else str(macs),
     }
 
 

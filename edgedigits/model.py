@@ -72,6 +72,22 @@ def compile_model(
     return model
 
 
+def count_macs(model: Any) -> int:
+    """Multiply-adds per image of a Keras model, from its own layers (Dense and Conv2D;
+    nested models are walked): what bench's GFLOP/s figures divide by."""
+    total = 0
+    for layer in model.layers:
+        if hasattr(layer, "layers"):  # a nested model (an export wraps rank-4 models)
+            total += count_macs(layer)
+        elif type(layer).__name__ == "Dense":
+            total += int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+        elif type(layer).__name__ == "Conv2D":
+            kh, kw, cin, cout = (int(d) for d in layer.kernel.shape)
+            _, oh, ow, _ = layer.output.shape
+            total += int(oh) * int(ow) * kh * kw * cin * cout
+    return total
+
+
 def _cnn(keras: Any) -> Any:
     layers = keras.layers
     convs = []

@@ -74,3 +74,25 @@ def test_bad_lists_are_usage_errors(flag):
     with pytest.raises(SystemExit) as info:
         main(["bench", flag, "1,x"])
     assert info.value.code == 2
+
+
+@pytest.mark.slow
+def test_bench_measures_the_cnn_from_its_own_layers(trained_cnn_run, tmp_path):
+    """The CNN's rows count its own multiply-adds; the MLP-only numpy forward is skipped, saying why."""
+    import shutil
+
+    from edgedigits.export import ExportConfig, export_model
+
+    run = tmp_path / "cnn-run"  # its own copy: other modules export more variants into the shared run
+    run.mkdir()
+    for name in ("model.keras", "config.json", "metrics.json"):
+        shutil.copy(trained_cnn_run / name, run / name)
+    export_model(ExportConfig(source=str(run), variants=["onnx", "onnx_int8"]), log=lambda _: None)
+    report = run_bench(BenchConfig(model_dir=str(run), batch_sizes=[1, 32], threads=[1],
+                                   seconds=0.05, cold_start=False, camera=False))
+    assert report["macs_per_image"] == 1_994_240  # 3 convolutions + 2 dense layers, per image
+    names = {r["backend"] for r in report["rows"]}
+    assert {"onnx", "onnx.int8", "keras.call"} <= names and "numpy" not in names
+    assert "seed MLP" in report["skipped"]["numpy"]
+    onnx = next(r for r in report["rows"] if r["backend"] == "onnx" and r["batch"] == 32)
+    assert onnx["gflops"] == pytest.approx(2 * 1_994_240 * onnx["images_per_s"] / 1e9)

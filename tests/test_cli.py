@@ -84,3 +84,11 @@ def test_output_into_a_closed_pipe_is_quiet():
     proc.stdout.close()  # as `| head -0` would
     assert proc.wait(timeout=60) == 0
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_info_without_a_path_describes_the_bundled_model(capsys):
+    from edgedigits.assets import bundled_model
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(str(bundled_model())) and "architecture" in out and "test_accuracy" in out

@@ -94,6 +94,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     """
     from edgedigits.data import load_dataset
     from edgedigits.metadata import build_metadata, sha256
+    from edgedigits.model import count_macs
     from edgedigits.runtime import load_classifier, load_keras_model
 
     source, run_dir = _resolve_source(Path(config.source))
@@ -118,7 +119,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
             variant = EXPORTERS[key]
             meta = build_metadata(source, source_sha, variant.quantization, data.name,
                                   run_metrics.get("test_accuracy"), created,
-                                  _read_json(run_dir / "config.json"))
+                                  _read_json(run_dir / "config.json"), count_macs(model))
             try:
                 with atomic.atomic_path(out / variant.filename) as tmp:
                     _try_export(key, variant, model, ctx, meta, tmp, log)
