@@ -232,8 +232,9 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
                     arch: str = "mlp", outliers: int = 0) -> Callable[[Any, Any], tuple[Any, Any]]:
     """One epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
 
-    The MLP runs the whole epoch as one XLA-compiled loop; the CNN runs one graph step per
-    batch (TensorFlow's oneDNN convolutions: inside an XLA loop on the CPU they ran 8x slower).
+    The plain MLP runs the whole epoch as one XLA-compiled loop; the CNN and any augmented run
+    take one graph step per batch (convolutions and the augmentation's gathers ran 8x slower
+    inside an XLA loop on the CPU).
     With shift > 0 each batch is rolled by a random (dy, dx) in [-shift, shift]; MNIST
     digits sit in a blank 4 px border, so the wrap-around moves only zeros. With augment
     "ink" every image is distorted like real pen strokes (augment.ink), seeded by (seed, step).
@@ -271,7 +272,7 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
         hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(proba, 1, output_type=tf.int32), yb), tf.int32))
         return loss, hits
 
-    if arch == "cnn":
+    if arch == "cnn" or augment != "none" or outliers:
         graph_step = tf.function(step, reduce_retracing=True)
 
         def run_steps(batches: Any, seed: Any) -> tuple[Any, Any]:
