@@ -124,3 +124,72 @@ def test_segment_reports_stage_timings(digits):
     assert len(segment(frame, timings=timings)) == 4
     assert set(timings) == {"gray", "ink", "boxes", "normalise"}
     assert all(v >= 0 for v in timings.values())
+
+
+# ----------------------------------------------------------------------------- real-page kinds
+
+
+def _matched(truths, boxes) -> int:
+    hits = 0
+    for t in truths:
+        cx, cy = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
+        hits += any(b[0] <= cx <= b[0] + b[2] and b[1] <= cy <= b[1] + b[3] for b in boxes)
+    return hits
+
+
+@pytest.mark.parametrize("kind,scale", [("border_band", 0.6), ("a4_scan", 0.25), ("print_clutter", 0.5)])
+def test_no_digit_is_swallowed_by_edges_shadows_or_print(digits, kind, scale):
+    """Dark table edges, a shadowed page edge and faint print: every digit is still found,
+    and the print makes (almost) no blobs of its own."""
+    from edgedigits.camera import synth_pages
+
+    x, y = digits
+    rng = np.random.default_rng(21)
+    total = found = extra = 0
+    for _ in range(3):
+        frame, truths = synth_pages.KINDS[kind](x, y, rng, scale=scale)
+        boxes = [d.box for d in segment(frame)]
+        total += len(truths)
+        found += _matched(truths, boxes)
+        extra += len(boxes) - len(truths)
+    assert found >= 0.95 * total, (found, total)
+    assert extra <= 0.1 * total, (extra, total)
+
+
+def test_shadow_band_does_not_merge_into_one_blob():
+    """A dark band along the page edge with digits beside it: the band is dropped on its own
+    and each digit keeps its own box (the old merge of nested boxes swallowed them all)."""
+    x, y = demo_digits()
+    canvas = paper(300, 400, np.random.default_rng(2), uneven=False)
+    boxes = [ink_digit(canvas, x[i], 30 + 62 * i, 120, 50) for i in range(5)]  # ink ends near x=340
+    canvas[:, 370:] *= 0.3  # the table beyond the page
+    canvas[:, 340:370] *= np.linspace(1.0, 0.5, 30)[None, :]  # the page edge's shadow
+    canvas[40:60, :330] *= 0.92  # and a faint shadow band across the page
+    found = [d.box for d in segment(canvas.astype(np.uint8))]
+    assert _matched([type("T", (), {"box": b})() for b in boxes], found) == 5
+    assert len(found) == 5
+
+
+@pytest.mark.parametrize("height,frame", [(12, (120, 160)), (14, (480, 640)), (288, (480, 640))])
+def test_digit_sizes_follow_the_ink_not_the_frame(height, frame):
+    """From 12 px tall in a 160x120 frame up to 60% of the frame height."""
+    x, y = demo_digits()
+    canvas = paper(*frame, np.random.default_rng(height), uneven=False)
+    size = int(round(height * 28 / 20))
+    box = ink_digit(canvas, x[3], (frame[1] - size) // 2, (frame[0] - size) // 2, height)
+    found = [d.box for d in segment(canvas.astype(np.uint8))]
+    assert len(found) == 1 and _matched([type("T", (), {"box": box})()], found) == 1
+
+
+def test_huge_frames_are_segmented_at_a_working_size_and_reported_in_source_pixels():
+    """An 8000x6000 photo: boxes come back in its own pixels."""
+    from edgedigits.camera.segment import working_scale
+
+    x, y = demo_digits()
+    canvas = np.full((6000, 8000), 225, np.float32)
+    boxes = [ink_digit(canvas, x[i], 800 + 1400 * i, 2500, 400) for i in range(5)]
+    assert working_scale(canvas.shape) < 0.25
+    found = [d.box for d in segment(canvas.astype(np.uint8))]
+    assert len(found) == 5
+    for b, f in zip(sorted(boxes), sorted(found), strict=True):
+        assert abs(b[0] - f[0]) < 20 and abs(b[3] - f[3]) < 40  # source pixels, not working ones

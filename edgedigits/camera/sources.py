@@ -20,6 +20,7 @@ class Source:
     name: str
     live: bool = False
     fps: float = 30.0
+    current: str | None = None  # file name of the frame just delivered (image and folder sources)
 
     def frames(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -68,6 +69,7 @@ class ImageSource(Source):
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if frame is None:
                 raise EdgeDigitsError(f"{path}: not a readable image")
+            self.current = path.name
             yield frame
 
 

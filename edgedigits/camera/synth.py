@@ -8,6 +8,7 @@ noise, and movement from frame to frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,6 +18,35 @@ import numpy as np
 class Truth:
     label: int
     box: tuple[int, int, int, int]  # x, y, w, h in frame pixels (after the perspective warp)
+
+
+def score_detections(truths: list[Truth], digits: list[dict]) -> tuple[int, int, int]:
+    """(digits in the truth, correctly labelled, false detections) for one frame, by the rule
+    of ../shared/realdigits/score.py: a detection matches a truth when each box's centre lies
+    inside the other (the detection grown by 20%, the truth by 50%), one to one, nearest first."""
+
+    def centre(box: Any) -> tuple[float, float]:
+        return box[0] + box[2] / 2, box[1] + box[3] / 2
+
+    def inside(pt: tuple[float, float], box: Any, grow: float) -> bool:
+        x, y, w, h = box
+        return x - w * grow <= pt[0] <= x + w * (1 + grow) and y - h * grow <= pt[1] <= y + h * (1 + grow)
+
+    pairs = []
+    for i, t in enumerate(truths):
+        for j, d in enumerate(digits):
+            ct, cd = centre(t.box), centre(d["box"])
+            if inside(ct, d["box"], 0.2) and inside(cd, t.box, 0.5):
+                pairs.append(((ct[0] - cd[0]) ** 2 + (ct[1] - cd[1]) ** 2, i, j))
+    used_t: set[int] = set()
+    used_d: set[int] = set()
+    right = 0
+    for _, i, j in sorted(pairs):
+        if i not in used_t and j not in used_d:
+            used_t.add(i)
+            used_d.add(j)
+            right += int(truths[i].label == int(digits[j]["label"]))
+    return len(truths), right, len(digits) - len(used_d)
 
 
 def demo_digits() -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,96 @@
+"""Read the digits of a page or frame: the library's one entry point for classifying crops.
+
+    from edgedigits import read_digits
+    read_digits("page.png")                      # find the digits, then read them
+    read_digits(frame, boxes=[(x, y, w, h), ...])  # read the digits in these boxes
+
+No TensorFlow: numpy, OpenCV and the runtime's Classifier only. The camera loop calls it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgedigits.camera.segment import Box, Detection, SegmentConfig, ink_maps, normalise_crop, to_gray
+from edgedigits.camera.split import detect
+from edgedigits.errors import EdgeDigitsError
+
+
+@dataclass
+class Digit:
+    label: int
+    confidence: float  # the model's top probability
+    box: Box  # x, y, w, h in the image's pixels
+    proba: np.ndarray  # [10]
+    image: np.ndarray  # the 28x28 model input
+
+
+def read_digits(image: np.ndarray | str | os.PathLike[str], boxes: list[Box] | None = None,
+                model: Any = None, config: SegmentConfig | None = None,
+                timings: dict[str, float] | None = None) -> list[Digit]:
+    """The digits of an image, each with its label, confidence and box.
+
+    Args:
+        image: a frame (H, W[, C], any dtype) or an image file's path.
+        boxes: read exactly these boxes (one digit each, in image pixels); None finds the
+            digits first, splitting touching ones.
+        model: a Classifier (runtime.load_classifier), a model path, or None for the bundled model.
+        timings: receives milliseconds per stage.
+
+    Raises:
+        EdgeDigitsError: an unreadable image or a box outside it; ModelError: a bad model.
+    """
+    classifier = _classifier(model)
+    frame = _image(image)
+    if boxes is None:
+        found = detect(frame, classifier.predict_proba, config, timings)
+    else:
+        found = _read_boxes(frame, boxes, classifier, config)
+    return [Digit(int(d.proba.argmax()), float(d.proba.max()), d.box, d.proba, d.image)
+            for d in found if d.proba is not None]
+
+
+def _classifier(model: Any) -> Any:
+    if hasattr(model, "predict_proba"):
+        return model
+    from edgedigits.runtime import load_classifier
+
+    if model is None:
+        from edgedigits.assets import bundled_model
+
+        model = bundled_model()
+    return load_classifier(model)
+
+
+def _image(image: Any) -> np.ndarray:
+    if isinstance(image, (str, os.PathLike)):
+        frame = cv2.imread(os.fspath(image), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise EdgeDigitsError(f"{image}: not a readable image")
+        return frame
+    return np.asarray(image)
+
+
+def _read_boxes(frame: np.ndarray, boxes: list[Box], classifier: Any,
+                config: SegmentConfig | None) -> list[Detection]:
+    """Each box's own ink (darkness against the paper of the whole frame) -> one batch."""
+    gray = to_gray(frame)
+    h, w = gray.shape
+    darkness, mask = ink_maps(gray, config)
+    ink = cv2.bitwise_and(darkness, cv2.dilate(mask, np.ones((3, 3), np.uint8)))
+    crops = []
+    for box in boxes:
+        x, y, bw, bh = (int(v) for v in box)
+        if bw <= 0 or bh <= 0 or x < 0 or y < 0 or x + bw > w or y + bh > h:
+            raise EdgeDigitsError(f"box {tuple(box)} is not inside the {w}x{h} image")
+        crops.append(Detection((x, y, bw, bh), normalise_crop(ink[y:y + bh, x:x + bw])))
+    if crops:
+        proba = classifier.predict_proba(np.stack([c.image for c in crops]))
+        for crop, p in zip(crops, proba, strict=True):
+            crop.proba = p
+    return crops

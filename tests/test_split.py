@@ -1,0 +1,133 @@
+"""Real-page failure kinds end to end with the bundled model, on small generated frames:
+touching digits, broken strokes, scene changes under the tracker, and cost that does not
+grow faster than n log n with the number of blobs."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgedigits.camera import segment as seg
+from edgedigits.camera import synth_pages
+from edgedigits.camera.loop import Tracker, bundled_model, process_frame
+from edgedigits.camera.split import detect
+from edgedigits.camera.synth import demo_digits, ink_digit, paper, score_detections
+from edgedigits.runtime import load_classifier
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return load_classifier(bundled_model())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return demo_digits()
+
+
+def _clear(clf, x, y, label):
+    """The shipped digits of `label` that the model reads right and surely, alone."""
+    idx = np.flatnonzero(y == label)
+    proba = clf.predict_proba(x[idx] / 255.0)
+    return idx[(proba.argmax(1) == label) & (proba.max(1) > 0.95)]
+
+
+def _write(digits_u8, gap, height=60, size=(200, 420), seed=0):
+    """Digits in one row, `gap` x height apart (negative: touching); frame and truths."""
+    rng = np.random.default_rng(seed)
+    canvas = paper(*size, rng, uneven=False)
+    truths, _ = synth_pages._row_of_digits(canvas, digits_u8, np.zeros(len(digits_u8), int), 30, 60,
+                                           height, gap, rng)
+    frame = np.clip(canvas + rng.normal(0, 2, canvas.shape), 0, 255).astype(np.uint8)
+    return frame, truths
+
+
+def test_2026_written_joined_reads_as_four_digits(clf, digits):
+    x, y = digits
+    reads = []
+    for k in range(5):
+        pick = [x[_clear(clf, x, y, d)[k % 3]] for d in (2, 0, 2, 6)]
+        frame, truths = _write(np.stack(pick), gap=-0.04 - 0.01 * k, seed=k)  # joined, not piled up
+        mask = seg.binarize(frame)
+        assert len(seg.find_boxes(mask)) < 4  # the ink really touches: fewer blobs than digits
+        dets = sorted(detect(frame, clf.predict_proba), key=lambda d: d.box[0])
+        reads.append("".join(str(int(d.proba.argmax())) for d in dets))
+    assert reads.count("2026") >= 4, reads
+
+
+def test_touching_pages_are_read(clf, digits):
+    x, y = digits
+    rng = np.random.default_rng(4)
+    total = right = false = 0
+    for _ in range(6):
+        frame, truths = synth_pages.touching(x, y, rng)
+        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        total, right, false = total + n, right + r, false + f
+    assert right >= 0.85 * total and false <= 0.05 * total, (right, false, total)
+
+
+def test_a_wide_single_digit_is_not_cut(clf, digits):
+    """A 0 written 1.5x wider than tall is one zero, not two pieces."""
+    x, y = digits
+    for k in _clear(clf, x, y, 0)[:5]:
+        big = np.zeros((42, 42), np.uint8)  # ink_digit takes a square: the zero, stretched
+        big[7:35, :] = cv2.resize(x[k], (42, 28), interpolation=cv2.INTER_LINEAR)
+        canvas = paper(200, 300, np.random.default_rng(int(k)), uneven=False)
+        ink_digit(canvas, big, 60, 30, 110)
+        dets = detect(canvas.astype(np.uint8), clf.predict_proba)
+        assert len(dets) == 1 and int(dets[0].proba.argmax()) == 0
+
+
+def test_a_digit_broken_in_two_is_read_whole(clf, digits):
+    """A stroke the threshold broke: two digit-tall pieces, one digit."""
+    x, y = digits
+    ok = 0
+    candidates = [(k, d) for d in (0, 5, 8) for k in _clear(clf, x, y, d)[:3]]
+    for k, d in candidates:
+        img = x[k].copy()
+        cols = np.flatnonzero(img.max(axis=0) > 64)
+        cut = (cols[0] + cols[-1]) // 2
+        img[:, cut] = 0  # a one-pixel gap right through the digit
+        canvas = paper(200, 300, np.random.default_rng(int(k)), uneven=False)
+        ink_digit(canvas, img, 80, 30, 100)
+        dets = detect(canvas.astype(np.uint8), clf.predict_proba)
+        ok += len(dets) == 1 and int(dets[0].proba.argmax()) == d
+    assert ok >= len(candidates) - 1
+
+
+def test_tracker_follows_a_scene_that_changes_in_place(clf, digits):
+    """Digits replaced in place every 4 frames: with the tracker on, the reading is as good
+    as classifying each frame alone, and each new digit shows in the frame it appears."""
+    x, y = digits
+    frames = list(synth_pages.scene_video(x, y, np.random.default_rng(8), n_frames=24, hold=4,
+                                          scale=0.6))
+    tracker = Tracker()
+    tracked = alone = total = 0
+    for frame, truths in frames:
+        n, r_track, _ = score_detections(truths, process_frame(frame, clf, tracker, 0.8)["digits"])
+        _, r_alone, _ = score_detections(truths, process_frame(frame, clf, None, 0.8)["digits"])
+        total, tracked, alone = total + n, tracked + r_track, alone + r_alone
+    assert alone >= 0.9 * total
+    assert tracked >= alone - 1
+
+
+def test_joining_is_not_quadratic(monkeypatch):
+    """Cost of joining pieces: the number of pairs looked at grows ~linearly with the blobs."""
+    calls = []
+    real = seg._belongs
+    monkeypatch.setattr(seg, "_belongs", lambda *a: calls.append(1) or real(*a))
+    counts = {}
+    for n in (200, 1600):
+        mask = np.zeros((40 * int(np.sqrt(n)) + 40, 40 * int(np.sqrt(n)) + 40), np.uint8)
+        side = int(np.sqrt(n))
+        for i in range(side):
+            for j in range(side):
+                y0, x0 = 20 + 40 * i, 20 + 40 * j
+                mask[y0:y0 + 24, x0:x0 + 3] = 255  # a digit-tall stroke
+                mask[y0 + 27:y0 + 30, x0:x0 + 6] = 255  # and a loose fragment under it
+        calls.clear()
+        blobs, _ = seg.find_blobs(mask, mask)
+        assert len(blobs) == side * side  # every fragment joined to its stroke
+        counts[n] = len(calls)
+    assert counts[1600] <= 8 * 1.5 * counts[200]  # 8x the blobs: ~8x the work, not 64x
