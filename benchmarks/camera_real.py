@@ -157,7 +157,7 @@ def main() -> None:
         with np.load(args.data, allow_pickle=False) as d:
             x, y = d["x_test"][:9000], d["y_test"][:9000]
     else:
-        from edgedigits.data import shipped_digits
+        from edgedigits.assets import shipped_digits
 
         x, y = shipped_digits()
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core

@@ -149,8 +149,8 @@ def macs_per_image(models: dict[str, Path]) -> int | None:
             if value.isdigit():
                 return int(value)
     if "keras" in models and _has("tensorflow"):
+        from edgedigits.keras_io import load_keras_model
         from edgedigits.model import count_macs
-        from edgedigits.runtime import load_keras_model
 
         return count_macs(load_keras_model(models["keras"]))
     return None
@@ -173,7 +173,7 @@ def _has(module: str) -> bool:
 
 
 def _keras(path: Path, how: str) -> Predict:
-    from edgedigits.runtime import load_keras_model
+    from edgedigits.keras_io import load_keras_model
 
     model = load_keras_model(path)
     if how == "predict":

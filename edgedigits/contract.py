@@ -54,3 +54,20 @@ def check_batch(x: np.ndarray) -> np.ndarray:
 def to_rank(x: np.ndarray, rank: int) -> np.ndarray:
     """[N, 28, 28] -> the model's own layout ([N, 28, 28, 1] for rank 4); no copy."""
     return x if rank == 3 else x[..., None]
+
+
+class ClassifierBase:
+    """What every backend's classifier shares: predict from predict_proba, a readable repr."""
+
+    path: Path
+    backend = ""
+    device = "CPU"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.predict_proba(x).argmax(axis=1)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path} on {self.device}>"

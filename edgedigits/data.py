@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgedigits.assets import shipped_digits  # noqa: F401  (re-exported for callers)
 from edgedigits.contract import NUM_CLASSES
 from edgedigits.errors import DataError, MissingExtraError, first_line
 
@@ -35,18 +36,6 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-
-
-def shipped_digits() -> tuple[np.ndarray, np.ndarray]:
-    """300 MNIST *test* digits shipped in the package: uint8 [300, 28, 28], labels [300].
-
-    The demo clip is drawn from them, and every export records its labels on them.
-    """
-    from importlib import resources
-
-    with resources.files("edgedigits.assets").joinpath("demo_digits.npz").open("rb") as fh, \
-            np.load(fh, allow_pickle=False) as npz:
-        return npz["x"], npz["y"]
 
 
 def scale_pixels(images: np.ndarray) -> np.ndarray:

@@ -44,9 +44,9 @@ MAX_LABEL_CHANGES = 1  # near-ties may flip between CPUs; a damaged model flips 
 def label_probe() -> np.ndarray:
     """The 300 shipped MNIST test digits as model input, float32 [300, 28, 28]: a corrupted
     weight that only real digits exercise changes some of their labels (noise may not)."""
-    from edgedigits.data import scale_pixels, shipped_digits
+    from edgedigits.assets import shipped_digits
 
-    return scale_pixels(shipped_digits()[0])
+    return shipped_digits()[0].astype(np.float32) / np.float32(255.0)  # as data.scale_pixels
 
 
 def probe_labels(predict) -> str:  # noqa: ANN001  (a Classifier's predict)
@@ -176,6 +176,22 @@ def read_tflite_metadata(path: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------- any format
 
 
+def read_onnx_metadata(path: Path) -> dict[str, str]:
+    """metadata_props of an ONNX file, through onnxruntime (the edge install has no onnx)."""
+    import onnxruntime as ort
+
+    from edgedigits.quiet import silenced
+
+    try:
+        with silenced():
+            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return dict(session.get_modelmeta().custom_metadata_map)
+    except UnicodeDecodeError as exc:  # a flipped byte inside a metadata string
+        raise ModelError(f"{path}: corrupt metadata ({first_line(exc)}); export it again") from exc
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     """Metadata of a `.onnx`, `.tflite` or `.keras` file (empty when it has none).
 
@@ -187,9 +203,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise ModelError(f"{path}: no such model file")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from edgedigits.runtime import OnnxClassifier
-
-        return OnnxClassifier(path).metadata()
+        return read_onnx_metadata(path)
     if suffix == ".tflite":
         return read_tflite_metadata(path)
     if suffix == ".keras":

@@ -4,19 +4,18 @@
     predict_proba(x: float32 [N, 28, 28] in [0, 1]) -> float32 [N, 10]
     predict(x) -> int64 [N]
 This module must import without TensorFlow: the edge install has numpy,
-onnxruntime and OpenCV only. Keras is imported only for `.keras` files.
+onnxruntime and OpenCV only. `.keras` files go to keras_io (the TensorFlow side).
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from edgedigits.contract import IMAGE_SHAPE, NUM_CLASSES, check_batch, input_rank, to_rank
+from edgedigits.contract import IMAGE_SHAPE, NUM_CLASSES, ClassifierBase, check_batch, input_rank, to_rank
 from edgedigits.errors import EdgeDigitsError, MissingExtraError, ModelError, first_line
 
 BACKENDS = ("auto", "onnx", "tflite", "keras")
@@ -62,7 +61,9 @@ def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
         raise ModelError(f"{path}: a {path.suffix} file cannot run on the {backend} backend")
     if threads is not None and threads < 1:
         raise EdgeDigitsError(f"threads must be at least 1, got {threads}")
-    if implied == "keras":
+    if implied == "keras":  # the one way the edge runtime reaches TensorFlow: a .keras file asked for
+        from edgedigits.keras_io import KerasClassifier
+
         return KerasClassifier(path, threads)
     classifier = (OnnxClassifier(path, threads, providers) if implied == "onnx"
                   else TFLiteClassifier(path, threads))
@@ -84,22 +85,7 @@ def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
     check_probe_labels(classifier.path, meta, classifier.predict)
 
 
-class _Base:
-    path: Path
-    backend = ""
-    device = "CPU"
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.predict_proba(x).argmax(axis=1)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.path} on {self.device}>"
-
-
-class OnnxClassifier(_Base):
+class OnnxClassifier(ClassifierBase):
     backend = "onnx"
 
     def __init__(self, path: Path, threads: int | None = None,
@@ -163,7 +149,7 @@ class OnnxClassifier(_Base):
             raise ModelError(f"{self.path}: corrupt metadata ({first_line(exc)})") from exc
 
 
-class TFLiteClassifier(_Base):
+class TFLiteClassifier(ClassifierBase):
     backend = "tflite"
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
@@ -221,39 +207,3 @@ class TFLiteClassifier(_Base):
             scale, zero = self._out["quantization"]
             y = (y.astype(np.float32) - zero) * np.float32(scale)
         return y
-
-
-class KerasClassifier(_Base):
-    backend = "keras"
-
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        self.path = path
-        self.model = load_keras_model(path)
-        self.rank = len(self.model.input_shape)
-        self.device = "TensorFlow"
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model(to_rank(check_batch(x), self.rank), training=False))
-
-    def metadata(self) -> dict[str, str]:
-        from edgedigits.metadata import read_metadata
-
-        return read_metadata(self.path)
-
-
-def load_keras_model(path: Path) -> Any:
-    """Load a `.keras` file as data (safe_mode=True), checking the seed's I/O shapes."""
-    from edgedigits._tf import import_keras
-
-    keras = import_keras(f"loading {path.name}")
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
-    if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a .keras archive (corrupt or truncated); re-run "
-                         "`edgedigits train` or pass another model")
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError variously
-        raise ModelError(f"{path}: cannot load this Keras model ({first_line(exc)})") from exc
-    input_rank(path, list(model.input_shape), list(model.output_shape))
-    return model

@@ -321,7 +321,7 @@ def _atomic_checkpoint(path: Path, best: float) -> Any:
 
 
 def _load_keras(path: Path) -> Any:
-    from edgedigits.runtime import load_keras_model
+    from edgedigits.keras_io import load_keras_model
 
     return load_keras_model(path)
 

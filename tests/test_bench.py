@@ -29,7 +29,7 @@ def exported_run(trained_run, tmp_path_factory):
 
 
 def test_numpy_forward_matches_keras(trained_run, mnist5k):
-    from edgedigits.runtime import load_keras_model
+    from edgedigits.keras_io import load_keras_model
 
     model = load_keras_model(trained_run / "model.keras")
     np.testing.assert_allclose(numpy_forward(model.get_weights())(mnist5k.x_test[:64]),

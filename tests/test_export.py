@@ -10,8 +10,9 @@ import pytest
 from edgedigits.errors import EdgeDigitsError, ModelError
 from edgedigits.export import EXPORTERS, ExportConfig, export_model, select_variants
 from edgedigits.export.parity import TOLERANCES
+from edgedigits.keras_io import load_keras_model
 from edgedigits.metadata import read_metadata, sha256
-from edgedigits.runtime import load_classifier, load_keras_model
+from edgedigits.runtime import load_classifier
 
 pytestmark = pytest.mark.slow
 

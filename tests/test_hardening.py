@@ -19,7 +19,8 @@ import pytest
 from edgedigits.camera.loop import bundled_model, process_frame
 from edgedigits.data import load_dataset, read_idx
 from edgedigits.errors import DataError, ModelError
-from edgedigits.runtime import load_classifier, load_keras_model
+from edgedigits.keras_io import load_keras_model
+from edgedigits.runtime import load_classifier
 
 pytestmark = pytest.mark.slow
 

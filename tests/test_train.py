@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from edgedigits.runtime import load_keras_model
+from edgedigits.keras_io import load_keras_model
 from edgedigits.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,19 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 
 def bundled_model() -> Path:
     """The pretrained model.onnx shipped in the package (full MNIST, metadata inside)."""
     return Path(str(resources.files("edgedigits.assets").joinpath("model.onnx")))
+
+
+def shipped_digits() -> tuple[np.ndarray, np.ndarray]:
+    """300 MNIST *test* digits shipped in the package: uint8 [300, 28, 28], labels [300].
+
+    The demo clip is drawn from them, and every export records its labels on them.
+    """
+    with resources.files("edgedigits.assets").joinpath("demo_digits.npz").open("rb") as fh, \
+            np.load(fh, allow_pickle=False) as npz:
+        return npz["x"], npz["y"]

@@ -51,7 +51,7 @@ def score_detections(truths: list[Truth], digits: list[dict]) -> tuple[int, int,
 
 def demo_digits() -> tuple[np.ndarray, np.ndarray]:
     """300 MNIST *test* digits shipped with the package: uint8 [300, 28, 28], labels [300]."""
-    from edgedigits.data import shipped_digits
+    from edgedigits.assets import shipped_digits
 
     return shipped_digits()
 

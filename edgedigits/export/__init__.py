@@ -93,9 +93,10 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
         ParityError: a variant disagreed with Keras (its file was not written).
     """
     from edgedigits.data import load_dataset
+    from edgedigits.keras_io import load_keras_model
     from edgedigits.metadata import build_metadata, sha256
     from edgedigits.model import count_macs
-    from edgedigits.runtime import load_classifier, load_keras_model
+    from edgedigits.runtime import load_classifier
 
     source, run_dir = _resolve_source(Path(config.source))
     if not 7 <= config.opset <= 21:

@@ -1,0 +1,52 @@
+"""Keras models as data: load a `.keras` file safely and run it as a Classifier.
+
+The TensorFlow side of the runtime: edgedigits.runtime hands `.keras` files here, so the
+edge modules never import Keras.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgedigits.contract import ClassifierBase, check_batch, input_rank, to_rank
+from edgedigits.errors import ModelError, first_line
+
+
+class KerasClassifier(ClassifierBase):
+    backend = "keras"
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = path
+        self.model = load_keras_model(path)
+        self.rank = len(self.model.input_shape)
+        self.device = "TensorFlow"
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(to_rank(check_batch(x), self.rank), training=False))
+
+    def metadata(self) -> dict[str, str]:
+        from edgedigits.metadata import read_metadata
+
+        return read_metadata(self.path)
+
+
+def load_keras_model(path: Path) -> Any:
+    """Load a `.keras` file as data (safe_mode=True), checking the seed's I/O shapes."""
+    from edgedigits._tf import import_keras
+
+    keras = import_keras(f"loading {path.name}")
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a .keras archive (corrupt or truncated); re-run "
+                         "`edgedigits train` or pass another model")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError variously
+        raise ModelError(f"{path}: cannot load this Keras model ({first_line(exc)})") from exc
+    input_rank(path, list(model.input_shape), list(model.output_shape))
+    return model
