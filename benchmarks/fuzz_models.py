@@ -25,9 +25,10 @@ from _common import save, target  # noqa: E402
 
 from edgedigits.data import load_dataset  # noqa: E402
 from edgedigits.errors import ModelError  # noqa: E402
+from edgedigits.export import EXPORTERS  # noqa: E402
 from edgedigits.runtime import load_classifier  # noqa: E402
 
-VARIANTS = ("model.onnx", "model_int8.onnx", "model.tflite", "model_fp16.tflite", "model_int8.tflite")
+VARIANTS = tuple(v.filename for v in EXPORTERS.values())
 
 
 def mutate(data: bytes, rng: np.random.Generator, i: int) -> bytes:

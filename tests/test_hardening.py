@@ -19,6 +19,7 @@ import pytest
 from edgedigits.camera.loop import bundled_model, process_frame
 from edgedigits.data import load_dataset, read_idx
 from edgedigits.errors import DataError, ModelError
+from edgedigits.export import EXPORTERS
 from edgedigits.keras_io import load_keras_model
 from edgedigits.runtime import load_classifier
 
@@ -72,8 +73,7 @@ def exports(trained_run):
     return trained_run / "export"
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "model_int8.onnx", "model.tflite",
-                                  "model_int8.tflite", "model_fp16.tflite"])
+@pytest.mark.parametrize("name", [v.filename for v in EXPORTERS.values()])
 def test_corrupted_exports_are_rejected_or_harmless(exports, tmp_path, mnist5k, name):
     """Each mutation either fails with a one-line ModelError, or (a flip that touched no
     weight that matters) the model still agrees with the original on real digits."""
