@@ -276,6 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `edgedigits info M | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback on request
+        if os.environ.get("EDGEDIGITS_DEBUG") == "1":
+            raise
+        from edgedigits.errors import first_line
+
+        print(f"edgedigits {args.command}: error: {type(exc).__name__}: {first_line(exc)} "
+              "(EDGEDIGITS_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -278,3 +278,18 @@ def test_read_digits_refuses_a_box_outside_the_image(frames_with_truth):
 
     with pytest.raises(EdgeDigitsError, match="not inside the 640x480 image"):
         read_digits(frames_with_truth[0][0], boxes=[(600, 400, 100, 100)])
+
+
+def test_a_folder_skips_an_unreadable_image_and_says_so(tmp_path, frames_with_truth, capsys):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), frames_with_truth[0][0])
+    (folder / "b.png").write_bytes(b"\x89PNG not really")
+    cv2.imwrite(str(folder / "c.png"), frames_with_truth[1][0])
+    out = tmp_path / "f.jsonl"
+    assert main(["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out)]) == 0
+    records = _jsonl(out)
+    assert [r["source"] for r in records] == ["a.png", "b.png", "c.png"]
+    assert records[1] == {"frame": 1, "source": "b.png", "error": "not a readable image"}
+    assert len(records[0]["digits"]) >= 7 and len(records[2]["digits"]) >= 7
+    assert "b.png: not a readable image; skipped" in capsys.readouterr().out

@@ -203,3 +203,14 @@ def test_idx_images_where_labels_belong(tmp_path, raw_mnist_arrays):
     folder = write_idx_folder(tmp_path / "idx", arrays)
     with pytest.raises(DataError, match="y_test has shape"):
         load_dataset(str(folder))
+
+
+def test_per_class_accuracy_of_an_absent_class_is_not_zero():
+    """A test split without any 7: its accuracy is unknown (n/a), not 0.000."""
+    from edgedigits.metrics import classification_report, format_report
+
+    y = np.array([0, 1, 1, 2])
+    proba = np.eye(10, dtype=np.float32)[[0, 1, 2, 2]]
+    report = classification_report(y, proba)
+    assert report["per_class_accuracy"]["7"] is None and report["per_class_accuracy"]["1"] == 0.5
+    assert "7:n/a" in format_report(report) and "1:0.500" in format_report(report)

@@ -269,3 +269,40 @@ def test_truncated_video_ends_cleanly(tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert 0 < len(records) < 20
     assert [r["frame"] for r in records] == list(range(len(records)))
+
+
+@pytest.mark.parametrize("op,value", [("Mul", 5.0), ("Mul", -1.0), ("Div", 0.0), ("Mul", float("nan"))])
+def test_outputs_that_are_not_probabilities_are_refused(tmp_path, op, value):
+    """A model without edgedigits metadata whose outputs are scaled, negated, infinite or NaN
+    is refused at load in one line (it used to report garbage, even "Infinity", and exit 0)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(bundled_model()))
+    del model.metadata_props[:]  # no fingerprint: the probability check alone must catch it
+    out = model.graph.output[0]
+    model.graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), "k"))
+    model.graph.node.append(helper.make_node(op, [out.name, "k"], ["changed"]))
+    out.name = "changed"
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="not probabilities"):
+        load_classifier(path)
+    proc = subprocess.run([sys.executable, "-m", "edgedigits.cli", "info", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "not probabilities" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_an_unexpected_error_is_one_line_unless_debugging():
+    """Any exception the library did not foresee: one line and exit 1; the traceback with
+    EDGEDIGITS_DEBUG=1."""
+    env = {**os.environ, "EDGEDIGITS_DEBUG": "0"}
+    script = ("import edgedigits.cli as c, edgedigits.runtime as r\n"
+              "r.load_classifier = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('boom'))\n"
+              "raise SystemExit(c.main(['info']))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1 and "RuntimeError: boom" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**env, "EDGEDIGITS_DEBUG": "1"}, timeout=60)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr

@@ -212,6 +212,13 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
                 frame = next(stream, None)
                 if frame is None:
                     break
+                if frame.size == 0:  # SKIPPED: an unreadable image in a folder
+                    log(f"{source.current}: {source.error}; skipped")
+                    if jsonl:
+                        jsonl.write(json.dumps({"frame": frames, "source": source.current,
+                                                "error": source.error}) + "\n")
+                    frames += 1
+                    continue
                 t1 = time.perf_counter()
                 result = process_frame(frame, classifier, tracker, config.min_confidence)
                 result["ms"]["capture"] = (t1 - t0) * 1e3

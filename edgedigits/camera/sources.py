@@ -14,6 +14,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif"}
 
 
+SKIPPED = np.zeros((0, 0, 3), np.uint8)  # a frame a source could not read (see Source.error)
+
+
 class Source:
     """Iterate BGR uint8 frames; `live` sources (webcams) may stop delivering at any time."""
 
@@ -21,6 +24,7 @@ class Source:
     live: bool = False
     fps: float = 30.0
     current: str | None = None  # file name of the frame just delivered (image and folder sources)
+    error: str | None = None  # why the frame just delivered is SKIPPED
 
     def frames(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -65,11 +69,17 @@ class ImageSource(Source):
         self.fps = 1.0
 
     def frames(self) -> Iterator[np.ndarray]:
+        """A folder's unreadable image comes as SKIPPED (with `error` set), not as the end."""
         for path in self.paths:
             frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise EdgeDigitsError(f"{path}: not a readable image")
             self.current = path.name
+            if frame is None:
+                if len(self.paths) == 1:
+                    raise EdgeDigitsError(f"{path}: not a readable image")
+                self.error = "not a readable image"
+                yield SKIPPED
+                continue
+            self.error = None
             yield frame
 
 
