@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=32, help="default 32")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="default sgd")
     p.add_argument("--learning-rate", type=_positive_float, default=None,
-                   help="default: SGD 0.05, Adam 0.001 (0.01 is the seed's SGD)")
+                   help="default: SGD 0.1, Adam 0.001 (0.01 with --lr-schedule constant is the seed)")
     p.add_argument("--seed", type=int, default=0, help="default 0")
     p.add_argument("--out", default="runs", help="parent of the run directory (default runs)")
     p.add_argument("--resume", metavar="RUN_DIR",
@@ -196,9 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "on the fly (default none, as the seed)")
     p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
                    help="mlp: the seed (default); cnn: a 98k-parameter CNN for real handwriting")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
-                   help="cosine: decay the learning rate to 5%% of it over --epochs "
-                   "(default constant, as the seed)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine",
+                   help="cosine (default): decay the learning rate to 5%% of it over --epochs; "
+                   "constant: the seed's")
     p.add_argument("--patience", type=_positive_int, default=5,
                    help="stop after this many epochs without a better val_loss (default 5, as the seed)")
     p.add_argument("--outliers", type=float, default=0.0, metavar="FRACTION",
