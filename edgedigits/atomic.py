@@ -1,7 +1,9 @@
 """Atomic file writes: a temp file in the same folder, fsync, then os.replace.
 
 A crash or Ctrl-C never leaves a half-written file under its final name, and the
-previous version of the file stays intact until the new one is complete.
+previous version of the file stays intact until the new one is complete. Streams are the
+exception: `-` (standard output) and a target that exists and is not a regular file
+(/dev/stdout, /dev/null, a FIFO, a socket) are written in place, never replaced.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,7 +73,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """`-`, or an existing target that is not a regular file: written in place."""
+    if os.fspath(path) == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)  # follows /dev/stdout -> /proc/self/fd/1
+    except OSError:  # does not exist yet: a regular file to be
+        return False
+
+
+@contextlib.contextmanager
+def open_stream(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
+    """Standard output for `-`, else the target opened as it is (no temp file, no rename)."""
+    if os.fspath(path) == "-":
+        out = sys.stdout if "b" not in mode else sys.stdout.buffer
+        yield out
+        out.flush()
+        return
+    with open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+        yield fh
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    if is_stream(path):
+        with open_stream(path, "wb") as fh:
+            fh.write(data)
+        return
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from edgedigits import __version__
 from edgedigits.errors import EdgeDigitsError
@@ -68,8 +69,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     data = load_dataset(args.data)
     proba = predict_in_batches(clf, data.x_test)
     report = classification_report(data.y_test, proba)
-    print(f"{clf.path} ({clf.backend} on {clf.device}), test split of {data.name}")
-    print(format_report(report))
+    human = _human_output(args.json)
+    print(f"{clf.path} ({clf.backend} on {clf.device}), test split of {data.name}", file=human)
+    print(format_report(report), file=human)
     if args.json:
         from edgedigits import atomic
 
@@ -118,7 +120,8 @@ def cmd_camera(args: argparse.Namespace) -> int:
         min_confidence=args.min_confidence, max_frames=args.max_frames, backend=args.backend,
         threads=args.threads,
     )
-    print(main_summary(run_camera(config)))
+    human = _human_output(args.output_jsonl)
+    print(main_summary(run_camera(config, log=lambda line: print(line, file=human))), file=human)
     return 0
 
 
@@ -155,9 +158,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(config, progress=_progress if sys.stderr.isatty() else None)
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    print(to_markdown(report))
+    print(to_markdown(report), file=_human_output(args.json, args.markdown))
     write_outputs(report, args.json, args.markdown, args.plot)
     return 0
+
+
+def _human_output(*outputs: str | None) -> TextIO:
+    """Where messages for people go: stderr when a data output is standard output ('-')."""
+    return sys.stderr if "-" in outputs else sys.stdout
 
 
 def _progress(text: str) -> None:

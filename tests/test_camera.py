@@ -293,3 +293,37 @@ def test_a_folder_skips_an_unreadable_image_and_says_so(tmp_path, frames_with_tr
     assert records[1] == {"frame": 1, "source": "b.png", "error": "not a readable image"}
     assert len(records[0]["digits"]) >= 7 and len(records[2]["digits"]) >= 7
     assert "b.png: not a readable image; skipped" in capsys.readouterr().out
+
+
+def test_jsonl_to_standard_output_keeps_messages_on_stderr():
+    proc = run_cli("camera", "--source", "demo", "--headless", "--max-frames", "3", "--output-jsonl", "-")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["frame"] for r in records] == [0, 1, 2]
+    assert "3 frames with" in proc.stderr
+
+
+def test_streams_are_written_in_place_never_replaced(tmp_path):
+    """A FIFO gets every line while it is written and stays a FIFO; /dev/null stays a device."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "lines"
+    os.mkfifo(fifo)
+    got = []
+
+    def read() -> None:
+        with open(fifo) as fh:
+            got.extend(fh.read().splitlines())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "4",
+                 "--output-jsonl", str(fifo)]) == 0
+    reader.join(timeout=30)
+    assert [json.loads(line)["frame"] for line in got] == [0, 1, 2, 3]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "1",
+                 "--output-jsonl", os.devnull]) == 0
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)

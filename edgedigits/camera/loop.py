@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edgedigits.assets import bundled_model
-from edgedigits.atomic import temp_name
+from edgedigits.atomic import is_stream, open_stream, temp_name
 from edgedigits.camera.read import read_digits
 from edgedigits.camera.segment import SegmentConfig, group_numbers
 from edgedigits.camera.sources import Source, open_source
@@ -263,7 +263,12 @@ def _record(index: int, result: dict[str, Any], source: str | None = None) -> di
 
 @contextlib.contextmanager
 def _atomic_lines(path: str) -> Iterator[Any]:
-    """Write lines to a temp file; on ANY exit (even Ctrl-C) move it, complete, into place."""
+    """Write lines to a temp file; on ANY exit (even Ctrl-C) move it, complete, into place.
+    A stream ('-', a FIFO, a device) is written in place instead."""
+    if is_stream(path):  # '-', /dev/stdout, a FIFO...: each line goes out as it is written
+        with open_stream(path) as fh:
+            yield fh
+        return
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
