@@ -168,6 +168,7 @@ def test_window_quits_on_q_or_esc_with_complete_outputs(tmp_path, monkeypatch, k
 
     presses = iter([-1, -1, key])
     shown = []
+    monkeypatch.setenv("DISPLAY", ":99")  # a display, as far as the camera can tell: GUI calls are stubs
     monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
     monkeypatch.setattr(cv2, "imshow", lambda name, img: shown.append(img.shape))
     monkeypatch.setattr(cv2, "waitKey", lambda delay: next(presses))
@@ -233,6 +234,7 @@ def test_quitting_a_live_camera_is_not_reported_as_a_failure(monkeypatch):
     class FakeWebcam(DemoSource):
         name, live = "camera 0", True
 
+    monkeypatch.setenv("DISPLAY", ":99")
     monkeypatch.setattr(cv2, "namedWindow", lambda *a: None)
     monkeypatch.setattr(cv2, "imshow", lambda *a: None)
     monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
@@ -327,3 +329,15 @@ def test_streams_are_written_in_place_never_replaced(tmp_path):
     assert main(["camera", "--source", "demo", "--headless", "--max-frames", "1",
                  "--output-jsonl", os.devnull]) == 0
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+def test_no_display_says_so_before_anything_opens():
+    """Without --headless and without a display, one line suggesting --headless (OpenCV's Qt
+    used to abort the process with exit 134 and no message)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "edgedigits.cli", "camera", "--source", "demo"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1 and "--headless" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -182,6 +183,9 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
 
     if not 0.0 <= config.min_confidence <= 1.0:
         raise EdgeDigitsError(f"--min-confidence must be within 0-1, got {config.min_confidence}")
+    if not config.headless and not display_available():
+        raise EdgeDigitsError("no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+                              "run with --headless, with --output-jsonl/--output-video for results")
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
     source = source or open_source(config.source, loop_demo=not config.headless)
@@ -245,6 +249,14 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
         log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
     return {"frames": frames, "model": str(model), "backend": classifier.backend,
             "device": classifier.device, "jsonl": config.output_jsonl, "video": config.output_video}
+
+
+def display_available() -> bool:
+    """Can a window open here? On Linux, only with an X or Wayland display (or a Qt platform
+    chosen by QT_QPA_PLATFORM); without one OpenCV's Qt aborts the process with no message."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def _smoothed_rate(fps: float, interval: float) -> float:
