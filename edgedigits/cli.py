@@ -1,13 +1,15 @@
 """Command line: parse, build a config, call the library, map errors to exit codes.
 
 Exit codes: 0 success, 1 error (one line on stderr, no traceback), 2 usage error,
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up (SIGHUP). The signals are
+handled like Ctrl-C: outputs complete under their final names, temp files removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run directory: {result.run_dir}")
     print(f"test accuracy: {m['test_accuracy']:.2%} on {m['data']} "
           f"({m['epochs_run']} epochs, best epoch {m['best_epoch']}, {m['train_seconds']:.1f} s)")
-    return 130 if result.interrupted else 0
+    return _interrupted_code() if result.interrupted else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -271,8 +273,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_STOPPED_BY = [signal.SIGINT]  # the signal that interrupted this run
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP: unwind exactly as Ctrl-C does, through every cleanup on the way."""
+    _STOPPED_BY[0] = signum
+    raise KeyboardInterrupt
+
+
+def _interrupted_code() -> int:
+    return 128 + int(_STOPPED_BY[0])  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, _stop)
     try:
         return int(args.func(args))
     except EdgeDigitsError as exc:
@@ -280,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print(f"edgedigits {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted_code()
     except BrokenPipeError:  # `edgedigits info M | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

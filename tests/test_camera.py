@@ -341,3 +341,28 @@ def test_no_display_says_so_before_anything_opens():
                           capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 1 and "--headless" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sig,code", [(15, 143), (1, 129)])
+def test_sigterm_and_sighup_end_the_camera_like_ctrl_c(tmp_path, sig, code):
+    """The JSONL is complete under its final name, no temp file is left, exit 128 + signal."""
+    import os
+    import signal
+    import time
+
+    clip = write_demo_clip(tmp_path / "clip.avi", 240)  # long enough to be stopped mid-way
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgedigits.cli", "camera", "--source", str(clip),
+                             "--headless", "--output-jsonl", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.05)  # the loop has started writing
+    time.sleep(0.3)
+    proc.send_signal(signal.Signals(sig))
+    _, err = proc.communicate(timeout=30)
+    if proc.returncode == 0:
+        pytest.skip("the clip ended before the signal arrived")
+    assert proc.returncode == code and "Traceback" not in err
+    lines = _jsonl(out)
+    assert lines and [r["frame"] for r in lines] == list(range(len(lines)))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
