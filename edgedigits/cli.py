@@ -302,6 +302,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `edgedigits info M | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # disk full, permission denied, read-only file system...
+        if os.environ.get("EDGEDIGITS_DEBUG") == "1":
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"edgedigits {args.command}: error: {where}{exc.strerror or exc}; free space or "
+              "choose another output path (files written before are intact)", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug or an unforeseen input: one line, the traceback on request
         if os.environ.get("EDGEDIGITS_DEBUG") == "1":
             raise

@@ -92,3 +92,20 @@ def test_info_without_a_path_describes_the_bundled_model(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(str(bundled_model())) and "architecture" in out and "test_accuracy" in out
+
+
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
+    """ENOSPC (simulated at the write) ends in one line with the path and the cause."""
+    from edgedigits.assets import bundled_model
+
+    script = "\n".join([
+        "import errno, edgedigits.atomic as a, edgedigits.cli as c",
+        "def full(path, data):",
+        "    raise OSError(errno.ENOSPC, 'No space left on device', str(path))",
+        "a.write_bytes = full",
+        f"raise SystemExit(c.main(['eval', {str(bundled_model())!r}, '--data', 'mnist-5k', "
+        f"'--json', {str(tmp_path / 'r.json')!r}]))"])
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "r.json: No space left on device" in line
