@@ -2,8 +2,7 @@
 XLA-compiled training step (tensors only, so it runs on a GPU when there is one).
 
 Per image, reproducibly from (seed, step): rotation +-15 deg, shear +-0.3, scale 0.8-1.2
-on each axis, aspect (width / height) 0.75-1.4, long tails (a third of the digits get
-their top squeezed and their bottom stretched), translation +-3 px, elastic distortion (a
+on each axis, aspect (width / height) 0.6-1.7, translation +-3 px, elastic distortion (a
 coarse random displacement field), stroke thickness (erode or dilate by a random amount),
 blur and sensor noise. One bilinear resampling applies the geometry in one go.
 """
@@ -28,7 +27,7 @@ def ink(x: Any, seed: Any) -> Any:
     angle = uniform(1, [b], -15.0, 15.0) * (math.pi / 180.0)
     shear = uniform(2, [b], -0.3, 0.3)
     # size, and the digit's aspect: real hands write wide 0s, 2s and 4s and narrow 1s and 7s
-    aspect = tf.exp(uniform(11, [b], math.log(0.75), math.log(1.4)))
+    aspect = tf.exp(uniform(11, [b], math.log(0.6), math.log(1.7)))
     sx = uniform(3, [b], 0.8, 1.2) * tf.sqrt(aspect)
     sy = uniform(4, [b], 0.8, 1.2) / tf.sqrt(aspect)
     tx, ty = uniform(5, [b], -3.0, 3.0), uniform(6, [b], -3.0, 3.0)
@@ -44,9 +43,7 @@ def ink(x: Any, seed: Any) -> Any:
     # elastic: a 4x4 field of random shifts, smoothly upsampled, up to ~2.5 px
     coarse = tf.random.stateless_normal([b, 4, 4, 2], seed=seed + tf.constant([0, 104729]))
     field = tf.image.resize(coarse * c(uniform(7, [b], 0.0, 1.5))[..., None], [28, 28])
-    out = _bilinear(x, src_y + field[..., 0], src_x + field[..., 1])  # (B, 28, 28)
-    out = _long_tail(out, uniform(12, [b], 0.0, 1.0) < 0.35, uniform(13, [b], 0.45, 0.65),
-                     uniform(14, [b], 0.25, 0.45))[..., None]  # (B, 28, 28, 1)
+    out = _bilinear(x, src_y + field[..., 0], src_x + field[..., 1])[..., None]  # (B, 28, 28, 1)
     # stroke thickness: t > 0 thickens toward a 3x3 dilation, t < 0 thins toward an erosion
     t = c(uniform(8, [b], -0.6, 1.0))[..., None]
     dilated = tf.nn.max_pool2d(out, 3, 1, "SAME")
@@ -60,23 +57,6 @@ def ink(x: Any, seed: Any) -> Any:
     noise = tf.random.stateless_normal(tf.shape(out), seed=seed + tf.constant([0, 15485863]))
     out = out + noise * c(uniform(10, [b], 0.0, 0.08))[..., None]
     return tf.clip_by_value(out[..., 0], 0.0, 1.0)
-
-
-def _long_tail(x: Any, apply: Any, cut_in: Any, cut_out: Any) -> Any:
-    """Squeeze the top of the digit and stretch its bottom, where `apply` (B,): the part above
-    `cut_in` (a share of MNIST's 20-px ink box) ends at `cut_out`. A 9 or a 7 gets the long
-    tail real hands give it, which the camera then fits back into 20x20."""
-    import tensorflow as tf
-
-    top, span = 4.0, 20.0  # MNIST's ink box: rows 4-24
-    rows = tf.range(28, dtype=tf.float32)[None, :]  # (1, 28) output rows
-    k_in, k_out = (top + span * cut_in)[:, None], (top + span * cut_out)[:, None]  # (B, 1)
-    upper = top + (rows - top) * (k_in - top) / (k_out - top)
-    lower = k_in + (rows - k_out) * (top + span - k_in) / (top + span - k_out)
-    source = tf.where(apply[:, None], tf.where(rows < k_out, upper, lower), rows)  # (B, 28)
-    cols = tf.range(28, dtype=tf.float32)[None, None, :]
-    return _bilinear(x, tf.broadcast_to(source[:, :, None], tf.shape(x)),
-                     tf.broadcast_to(cols, tf.shape(x)))
 
 
 def _bilinear(x: Any, y: Any, xs: Any) -> Any:
