@@ -2,7 +2,7 @@
 XLA-compiled training step (tensors only, so it runs on a GPU when there is one).
 
 Per image, reproducibly from (seed, step): rotation +-15 deg, shear +-0.3, scale 0.8-1.2
-on each axis, aspect (width / height) 0.6-1.7, translation +-3 px, elastic distortion (a
+on each axis (so the aspect changes too), translation +-3 px, elastic distortion (a
 coarse random displacement field), stroke thickness (erode or dilate by a random amount),
 blur and sensor noise. One bilinear resampling applies the geometry in one go.
 """
@@ -26,10 +26,7 @@ def ink(x: Any, seed: Any) -> Any:
 
     angle = uniform(1, [b], -15.0, 15.0) * (math.pi / 180.0)
     shear = uniform(2, [b], -0.3, 0.3)
-    # size, and the digit's aspect: real hands write wide 0s, 2s and 4s and narrow 1s and 7s
-    aspect = tf.exp(uniform(11, [b], math.log(0.6), math.log(1.7)))
-    sx = uniform(3, [b], 0.8, 1.2) * tf.sqrt(aspect)
-    sy = uniform(4, [b], 0.8, 1.2) / tf.sqrt(aspect)
+    sx, sy = uniform(3, [b], 0.8, 1.2), uniform(4, [b], 0.8, 1.2)  # so the aspect varies too
     tx, ty = uniform(5, [b], -3.0, 3.0), uniform(6, [b], -3.0, 3.0)
     # output pixel (u, v) around the centre -> input (x, y): the inverse of rotate*shear*scale
     cos, sin = tf.cos(angle), tf.sin(angle)
