@@ -266,7 +266,7 @@ def cold_start(path: Path) -> dict[str, float]:
 
 def camera_stages(model: Path, frames: int = 60) -> dict[str, float]:
     """Median ms per stage of the camera pipeline over the demo clip (one thread)."""
-    from edgedigits.camera.loop import Tracker, process_frame
+    from edgedigits.camera.loop import CameraConfig, Tracker, process_frame
     from edgedigits.camera.synth import demo_frames
     from edgedigits.runtime import load_classifier
 
@@ -274,7 +274,7 @@ def camera_stages(model: Path, frames: int = 60) -> dict[str, float]:
     tracker, stages = Tracker(), {"segment": [], "classify": [], "total": []}
     for frame, _ in demo_frames(frames):
         t0 = time.perf_counter()
-        ms = process_frame(frame, clf, tracker, 0.8)["ms"]
+        ms = process_frame(frame, clf, tracker, CameraConfig().min_confidence)["ms"]
         stages["segment"].append(ms["segment"])
         stages["classify"].append(ms["classify"])
         stages["total"].append((time.perf_counter() - t0) * 1e3)

@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no window")
     p.add_argument("--output-jsonl", metavar="FILE", help="one JSON object per frame")
     p.add_argument("--output-video", metavar="FILE", help="the annotated frames (.mp4 or .avi)")
-    p.add_argument("--min-confidence", type=float, default=0.8, help="default 0.8")
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="drop detections less sure than this (default 0.5, chosen by measurement: README)")
     p.add_argument("--max-frames", type=_positive_int, metavar="N")
     p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="inference threads")
