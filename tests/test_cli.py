@@ -26,10 +26,21 @@ def assert_one_line_error(proc, *needles):
 
 
 def test_help_and_version(capsys):
+    from edgedigits import __version__
+
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert "edgedigits" in capsys.readouterr().out
+    assert __version__ in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("train", "eval", "export", "info", "camera", "bench", "pipeline"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["camera", "--help"])
+    assert "--min-confidence" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [
@@ -51,10 +62,14 @@ def test_missing_data_file_is_one_line():
 
 
 def test_corrupt_data_file_is_one_line(tmp_path):
+    """A real model and a data file missing its arrays: the error names the data file
+    (with a missing model the test never reached the data)."""
+    from edgedigits.assets import bundled_model
+
     bad = tmp_path / "bad.npz"
     np.savez(bad, x_train=np.zeros((3, 28, 28), np.uint8))
-    proc = run_cli("eval", "missing.onnx", "--data", str(bad))
-    assert_one_line_error(proc, "missing.onnx")
+    proc = run_cli("eval", str(bundled_model()), "--data", str(bad))
+    assert_one_line_error(proc, "bad.npz")
 
 
 def test_resume_without_checkpoint(tmp_path):

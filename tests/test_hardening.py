@@ -94,11 +94,14 @@ def test_corrupted_exports_are_rejected_or_harmless(exports, tmp_path, mnist5k, 
 def test_corrupted_keras_models_are_rejected(trained_run, tmp_path):
     rng = np.random.default_rng(0)
     cases = list(fuzz(trained_run / "model.keras", tmp_path, rng, 20, load_keras_model, ModelError))
-    for _, path, model in cases:
+    for kind, path, model in cases:
         if model is not None:  # a flip the zip CRC did not cover: the archive must be intact
+            assert kind == "flipped", f"a {kind} .keras file loaded"
             with zipfile.ZipFile(path) as zf:
                 assert zf.testzip() is None
-    assert len(cases) == 21
+    refused = [kind for kind, _, model in cases if model is None]
+    assert refused.count("truncated") + refused.count("empty") == 11  # every one of them
+    assert "flipped" in {kind for kind, _, _ in cases}
 
 
 @pytest.mark.parametrize("command,suffix", [
