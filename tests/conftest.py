@@ -50,6 +50,25 @@ def raw_mnist_arrays(mnist5k):
     }
 
 
+def run_cli(*args: str, timeout: float = 120, env: dict | None = None):
+    """`python -m edgedigits.cli ARGS` in a fresh process: (returncode, stdout, stderr)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def assert_one_line_error(proc, *needles: str) -> None:
+    """Exit 1, exactly one non-empty line on stderr holding every needle, no traceback."""
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], proc.stderr
+
+
 def write_demo_clip(path: Path, frames: int) -> Path:
     """An MJPG .avi of the first `frames` frames of the demo clip (a video-file source)."""
     import cv2

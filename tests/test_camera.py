@@ -15,7 +15,7 @@ from edgedigits.camera.synth import demo_digits, scattered_frame
 from edgedigits.cli import main
 from edgedigits.runtime import load_classifier
 
-from .conftest import write_demo_clip
+from .conftest import assert_one_line_error, run_cli, write_demo_clip
 
 
 @pytest.fixture(scope="module")
@@ -138,11 +138,6 @@ def test_one_batched_call_per_frame(frames_with_truth):
     assert len(calls) == 1 and calls[0] >= len(result["digits"]) >= 7  # splits ride in the same batch
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
-                          text=True, timeout=60)
-
-
 @pytest.mark.parametrize("args,needle", [
     (["--source", "7"], "no camera at index 7"),
     (["--source", "missing.mp4"], "no such file"),
@@ -155,11 +150,7 @@ def test_bad_camera_input_is_one_line(tmp_path, args, needle):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
     args = [str(bad) if a == "__BAD_IMAGE__" else a for a in args]
-    proc = run_cli("camera", "--headless", *args)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert_one_line_error(run_cli("camera", "--headless", *args), needle)
 
 
 @pytest.mark.parametrize("key", [ord("q"), 27])
@@ -339,10 +330,7 @@ def test_no_display_says_so_before_anything_opens():
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    proc = subprocess.run([sys.executable, "-m", "edgedigits.cli", "camera", "--source", "demo"],
-                          capture_output=True, text=True, timeout=60, env=env)
-    assert proc.returncode == 1 and "--headless" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert_one_line_error(run_cli("camera", "--source", "demo", env=env), "--headless")
 
 
 @pytest.mark.parametrize("sig,code", [(15, 143), (1, 129)])

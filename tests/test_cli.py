@@ -10,19 +10,7 @@ import pytest
 
 from edgedigits.cli import main
 
-
-def run_cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    for needle in needles:
-        assert needle in lines[0]
+from .conftest import assert_one_line_error, run_cli
 
 
 def test_help_and_version(capsys):

@@ -23,17 +23,9 @@ from edgedigits.export import EXPORTERS
 from edgedigits.keras_io import load_keras_model
 from edgedigits.runtime import load_classifier
 
+from .conftest import assert_one_line_error, run_cli
+
 pytestmark = pytest.mark.slow
-
-
-def cli(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def one_line_error(proc) -> bool:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    return proc.returncode == 1 and len(lines) == 1 and "Traceback" not in proc.stderr
 
 
 def mutations(data: bytes, rng: np.random.Generator, n: int):
@@ -116,8 +108,7 @@ def test_every_command_gives_one_line_for_bad_models(tmp_path, command, suffix):
     for target in (bad, folder, tmp_path / f"missing{suffix}"):
         args = {"eval": ["eval", str(target), "--data", "mnist-5k"], "info": ["info", str(target)],
                 "camera": ["camera", "--model", str(target), "--source", "demo", "--headless"]}[command]
-        proc = cli(*args)
-        assert one_line_error(proc), (target, proc.stderr)
+        assert_one_line_error(run_cli(*args))
 
 
 def test_model_of_other_output_count(tmp_path):
@@ -125,8 +116,8 @@ def test_model_of_other_output_count(tmp_path):
 
     other = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(5)])
     other.save(tmp_path / "five.keras")
-    proc = cli("eval", str(tmp_path / "five.keras"), "--data", "mnist-5k")
-    assert one_line_error(proc) and "needs [batch, 10]" in proc.stderr
+    assert_one_line_error(run_cli("eval", str(tmp_path / "five.keras"), "--data", "mnist-5k"),
+                          "needs [batch, 10]")
 
 
 def test_unsupported_opset_is_one_line(tmp_path):
@@ -140,7 +131,7 @@ def test_unsupported_opset_is_one_line(tmp_path):
     path.write_bytes(proto.SerializeToString())
     with pytest.raises(ModelError, match="not a loadable ONNX model"):
         load_classifier(path)
-    assert one_line_error(cli("info", str(path)))
+    assert_one_line_error(run_cli("info", str(path)))
 
 
 # ----------------------------------------------------------------------------- frames
@@ -237,14 +228,14 @@ def test_kill_9_during_train_keeps_a_resumable_run(tmp_path):
 def test_kill_9_during_export_keeps_complete_files(exports, trained_run, tmp_path):
     rng = np.random.default_rng(4)
     out = tmp_path / "export"
-    cli("export", str(trained_run), "--out", str(out))
+    run_cli("export", str(trained_run), "--out", str(out))
     for _ in range(3):
         _kill_at_random(["export", str(trained_run), "--out", str(out)],
                         lambda: any(out.glob(".tmp-*")), rng)
         assert _no_partial_files(out)
         for f in out.glob("model*"):
             load_classifier(f)  # loads, and matches its export-time fingerprint
-    assert cli("export", str(trained_run), "--out", str(out)).returncode == 0
+    assert run_cli("export", str(trained_run), "--out", str(out)).returncode == 0
     assert not list(out.glob(".tmp-*"))  # the next export swept the killed ones' orphans
 
 
@@ -267,7 +258,7 @@ def test_truncated_video_ends_cleanly(tmp_path):
     path = write_demo_clip(tmp_path / "clip.avi", 20)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # the stream dies midway
     out = tmp_path / "t.jsonl"
-    proc = cli("camera", "--source", str(path), "--headless", "--output-jsonl", str(out))
+    proc = run_cli("camera", "--source", str(path), "--headless", "--output-jsonl", str(out))
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert 0 < len(records) < 20
@@ -291,10 +282,7 @@ def test_outputs_that_are_not_probabilities_are_refused(tmp_path, op, value):
     onnx.save(model, str(path))
     with pytest.raises(ModelError, match="not probabilities"):
         load_classifier(path)
-    proc = subprocess.run([sys.executable, "-m", "edgedigits.cli", "info", str(path)],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1 and "not probabilities" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert_one_line_error(run_cli("info", str(path)), "not probabilities")
 
 
 def test_an_unexpected_error_is_one_line_unless_debugging():
