@@ -234,11 +234,12 @@ def time_bounds(x, y, clf, rng) -> list[dict]:
           scattered_frame(*_pick(x, y, rng, 40), rng, size=(1080, 1920))[0]]
     worst_hd, shape_hd = slowest_ms(hd, clf)
     a4, shape_a4 = slowest_ms([synth_pages.a4_scan(x, y, rng)[0] for _ in range(3)], clf)
-    frame, _ = scattered_frame(*_pick(x, y, rng, 10), rng)
-    median = float(np.median([_timed(frame, clf) for _ in range(300)]))
+    # many frames, not one: a frame whose wide digit the splitter must try costs a second batch
+    frames = [scattered_frame(*_pick(x, y, rng, 10), rng)[0] for _ in range(50)]
+    median = float(np.median([min(_timed(frame, clf) for _ in range(5)) for frame in frames]))
     return [target(f"slowest frame up to 1920x1080 ({shape_hd})", worst_hd, "<=", 30.0, " ms"),
             target(f"300-dpi A4 scan ({shape_a4})", a4, "<=", 300.0, " ms"),
-            target("640x480 frame with 10 digits: median", median, "<=", 3.0, " ms")]
+            target("640x480 frame with 10 digits: median of 50 frames", median, "<=", 3.0, " ms")]
 
 
 if __name__ == "__main__":
