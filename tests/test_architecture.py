@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgedigits"
 # the modules an edge install runs: they may import only these third-party packages
 EDGE = {"edgedigits", "edgedigits.contract", "edgedigits.errors", "edgedigits.runtime",
         "edgedigits.metadata", "edgedigits.quiet", "edgedigits.atomic", "edgedigits.assets",
-        "edgedigits.camera", "edgedigits.camera.segment", "edgedigits.camera.split",
+        "edgedigits.camera", "edgedigits.camera.ink", "edgedigits.camera.blobs",
+        "edgedigits.camera.segment", "edgedigits.camera.split",
         "edgedigits.camera.read", "edgedigits.camera.loop", "edgedigits.camera.sources",
         "edgedigits.camera.synth", "edgedigits.camera.synth_pages"}
 # the one door from the edge side to TensorFlow: the runtime hands a .keras file, when one

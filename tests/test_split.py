@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edgedigits.camera import blobs as blob_stage
 from edgedigits.camera import segment as seg
 from edgedigits.camera import synth_pages
 from edgedigits.camera.loop import Tracker, bundled_model, process_frame
@@ -115,8 +116,8 @@ def test_tracker_follows_a_scene_that_changes_in_place(clf, digits):
 def test_joining_is_not_quadratic(monkeypatch):
     """Cost of joining pieces: the number of pairs looked at grows ~linearly with the blobs."""
     calls = []
-    real = seg._belongs
-    monkeypatch.setattr(seg, "_belongs", lambda *a: calls.append(1) or real(*a))
+    real = blob_stage._belongs
+    monkeypatch.setattr(blob_stage, "_belongs", lambda *a: calls.append(1) or real(*a))
     counts = {}
     for n in (200, 1600):
         mask = np.zeros((40 * int(np.sqrt(n)) + 40, 40 * int(np.sqrt(n)) + 40), np.uint8)
