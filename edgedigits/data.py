@@ -12,10 +12,12 @@ Sources, chosen with `--data`:
 from __future__ import annotations
 
 import gzip
+import math
 import socket
 import struct
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,8 +141,35 @@ def _load_mnist_5k() -> Dataset:
     )
 
 
+MAX_ARRAY_BYTES = 2 << 30  # 2 GiB: full MNIST is 55 MB; a header claiming more is broken or hostile
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Refuse, before anything is allocated, an array whose .npy header declares more bytes
+    than its zip member holds or than MAX_ARRAY_BYTES (a 788 KB file can declare 3 TB)."""
+    with zipfile.ZipFile(path) as archive:
+        for key in NPZ_KEYS:
+            try:
+                info = archive.getinfo(f"{key}.npy")
+            except KeyError:
+                continue  # a missing array is reported with the others by the caller
+            with archive.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(fh)
+            if dtype.hasobject:
+                raise DataError(f"{path}: not a readable .npz file ({key} holds pickled Python objects; "
+                                "edgedigits reads numbers only and never unpickles)")
+            declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+            if declared > min(info.file_size, MAX_ARRAY_BYTES):
+                raise DataError(f"{path}: {key} declares shape {tuple(shape)} ({declared:,} bytes) but "
+                                f"holds {info.file_size:,}; the file is corrupt or not MNIST")
+
+
 def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
     try:
+        _check_npz_headers(path)
         with np.load(path, allow_pickle=False) as npz:  # user files are data, never code
             missing = [k for k in NPZ_KEYS if k not in npz.files]
             if missing:
@@ -172,31 +201,41 @@ def _read_idx_folder(folder: Path) -> tuple[np.ndarray, ...]:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Parse one IDX file (raw or gzipped) of unsigned bytes into an array."""
+    """Parse one IDX file (raw or gzipped) of unsigned bytes into an array. The header is
+    checked first and no more than the bytes it declares are ever read (a gzip bomb stays
+    compressed)."""
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        with opener(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4:
+                raise DataError(f"{path}: too short to be an IDX file ({len(head)} bytes)")
+            zero, dtype_code, ndim = struct.unpack(">HBB", head)
+            if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
+                raise DataError(
+                    f"{path}: bad IDX header (magic {head.hex()}); expected 00000801 (labels) "
+                    "or 00000803 (images) of unsigned bytes"
+                )
+            dim_bytes = fh.read(4 * ndim)
+            if len(dim_bytes) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = struct.unpack(f">{ndim}I", dim_bytes)
+            expected = math.prod(dims)
+            if expected > MAX_ARRAY_BYTES:
+                raise DataError(f"{path}: header declares {'x'.join(map(str, dims))} = {expected:,} "
+                                "bytes, more than any MNIST file; the file is corrupt")
+            body = fh.read(expected + 1)  # one byte more tells a longer file
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read ({first_line(exc)})") from exc
-    if len(raw) < 4:
-        raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
-    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype_code != 0x08 or ndim not in (1, 3):
-        raise DataError(
-            f"{path}: bad IDX header (magic {raw[:4].hex()}); expected 00000801 (labels) "
-            "or 00000803 (images) of unsigned bytes"
-        )
-    header_end = 4 + 4 * ndim
-    if len(raw) < header_end:
-        raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header_end])
-    expected = int(np.prod(dims, dtype=np.int64))
-    body = len(raw) - header_end
-    if body != expected:
+    if len(body) != expected:
         raise DataError(
             f"{path}: header says {'x'.join(map(str, dims))} = {expected} bytes but the file "
-            f"holds {body}; the file is truncated or corrupt, download it again"
+            f"holds {'more' if len(body) > expected else len(body)}; the file is truncated or "
+            "corrupt, download it again"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_end).reshape(dims)
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 # ----------------------------------------------------------------------------- checks

@@ -214,3 +214,34 @@ def test_per_class_accuracy_of_an_absent_class_is_not_zero():
     report = classification_report(y, proba)
     assert report["per_class_accuracy"]["7"] is None and report["per_class_accuracy"]["1"] == 0.5
     assert "7:n/a" in format_report(report) and "1:0.500" in format_report(report)
+
+
+def test_huge_declared_arrays_are_refused_before_allocation(tmp_path, raw_mnist_arrays):
+    """An .npz whose header declares (2^32, 28, 28) in a small file, and a gzipped IDX that
+    would inflate to gigabytes: one DataError each, with nothing large allocated or inflated."""
+    import gzip
+    import io
+    import resource
+    import struct
+    import zipfile
+
+    path = tmp_path / "huge.npz"
+    np.savez(path, **raw_mnist_arrays)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (2 ** 32, 28, 28)})
+    with zipfile.ZipFile(path, "a") as zf:  # a second x_train.npy member: numpy reads the last
+        zf.writestr("x_train.npy", b"\x93NUMPY" + header.getvalue()[6:] + b"\0" * 1000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError, match="declares shape"):
+        load_dataset(str(path))
+    bomb = tmp_path / "t10k-images-idx3-ubyte.gz"
+    with gzip.open(bomb, "wb") as fh:
+        fh.write(struct.pack(">HBB3I", 0, 8, 3, 60_000_000, 28, 28))  # 47 GB declared
+        for _ in range(64):
+            fh.write(b"\0" * (1 << 20))  # 64 MB of zeros, a few KB compressed
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(DataError, match="more than any MNIST file"):
+        read_idx(bomb)
+    growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert growth_mb < 200
