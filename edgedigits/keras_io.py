@@ -44,9 +44,30 @@ def load_keras_model(path: Path) -> Any:
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a .keras archive (corrupt or truncated); re-run "
                          "`edgedigits train` or pass another model")
+    _check_archive(path)
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError/TypeError/KeyError/OSError variously
         raise ModelError(f"{path}: cannot load this Keras model ({first_line(exc)})") from exc
     input_rank(path, list(model.input_shape), list(model.output_shape))
     return model
+
+
+MAX_KERAS_BYTES = 512 << 20  # uncompressed; the seed MLP's .keras holds ~3 MB, the CNN's ~1.2 MB
+MAX_KERAS_MEMBERS = 1000
+MAX_RATIO = 200  # uncompressed / compressed of one large member: weights do not compress 200x
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a .keras zip bomb before Keras inflates it: too large in all, too many members,
+    or a large member compressed beyond any real weights."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    total = sum(m.file_size for m in members)
+    bomb = next((m for m in members if m.file_size > (1 << 20)
+                 and m.file_size > MAX_RATIO * max(m.compress_size, 1)), None)
+    if len(members) > MAX_KERAS_MEMBERS or total > MAX_KERAS_BYTES or bomb is not None:
+        what = (f"{len(members)} members" if len(members) > MAX_KERAS_MEMBERS
+                else f"{total:,} bytes uncompressed" if total > MAX_KERAS_BYTES
+                else f"{bomb.filename} compressed {bomb.file_size // max(bomb.compress_size, 1)}x")
+        raise ModelError(f"{path}: refused before loading: {what}, not a digit model's archive")

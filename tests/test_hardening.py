@@ -297,3 +297,23 @@ def test_an_unexpected_error_is_one_line_unless_debugging():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env={**env, "EDGEDIGITS_DEBUG": "1"}, timeout=60)
     assert proc.returncode == 1 and "Traceback" in proc.stderr
+
+
+def test_keras_zip_bombs_are_refused_before_keras_opens_them(trained_run, tmp_path):
+    """A .keras with a huge, highly compressed asset: one line, nothing inflated."""
+    import resource
+
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(trained_run / "model.keras") as src, \
+            zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        with dst.open("assets/zeros.bin", "w") as fh:  # 300 MB that compress to ~300 KB, written
+            for _ in range(300):  # in 1 MB chunks: the test's own peak memory stays low
+                fh.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 5 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelError, match="refused before loading"):
+        load_keras_model(bomb)
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 100
+    assert_one_line_error(run_cli("info", str(bomb)), "refused before loading")
