@@ -120,7 +120,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
         model=args.model, source=args.source, headless=args.headless,
         output_jsonl=args.output_jsonl, output_video=args.output_video,
         min_confidence=args.min_confidence, max_frames=args.max_frames, backend=args.backend,
-        threads=args.threads,
+        threads=args.threads, max_pixels=args.max_pixels,
     )
     human = _human_output(args.output_jsonl)
     print(main_summary(run_camera(config, log=lambda line: print(line, file=human))), file=human)
@@ -241,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="no window")
     p.add_argument("--output-jsonl", metavar="FILE", help="one JSON object per frame")
     p.add_argument("--output-video", metavar="FILE", help="the annotated frames (.mp4 or .avi)")
+    p.add_argument("--max-pixels", type=_positive_int, default=50_000_000, metavar="N",
+                   help="refuse images whose header declares more pixels (default 50 megapixels)")
     p.add_argument("--min-confidence", type=float, default=0.5,
                    help="drop detections less sure than this (default 0.5, chosen by measurement: README)")
     p.add_argument("--max-frames", type=_positive_int, metavar="N")

@@ -356,3 +356,33 @@ def test_sigterm_and_sighup_end_the_camera_like_ctrl_c(tmp_path, sig, code):
     lines = _jsonl(out)
     assert lines and [r["frame"] for r in lines] == list(range(len(lines)))
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".pgm"])
+def test_image_sizes_are_read_from_headers(tmp_path, suffix):
+    from edgedigits.camera.sources import image_size
+
+    path = tmp_path / f"page{suffix}"
+    cv2.imwrite(str(path), np.full((123, 321, 3) if suffix != ".pgm" else (123, 321), 200, np.uint8))
+    assert image_size(path) == (321, 123)
+
+
+def test_images_declaring_too_many_pixels_are_refused_before_decoding(tmp_path, frames_with_truth):
+    """A small PNG whose header says 20000x20000 (400 megapixels): one line, never decoded;
+    in a folder it is skipped with an error record."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    huge = folder / "a_huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk + b"\0" * 100)
+    assert_one_line_error(run_cli("camera", "--source", str(huge), "--headless"), "400 megapixels")
+    cv2.imwrite(str(folder / "b.png"), frames_with_truth[0][0])
+    out = tmp_path / "f.jsonl"
+    assert main(["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out)]) == 0
+    records = _jsonl(out)
+    assert "400 megapixels" in records[0]["error"] and len(records[1]["digits"]) >= 7
+    assert main(["camera", "--source", str(folder / "b.png"), "--headless", "--max-pixels", "1000"]) == 1

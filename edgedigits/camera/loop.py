@@ -22,7 +22,7 @@ from edgedigits.assets import bundled_model
 from edgedigits.atomic import is_stream, open_stream, temp_name
 from edgedigits.camera.read import read_digits
 from edgedigits.camera.segment import SegmentConfig, group_numbers
-from edgedigits.camera.sources import Source, open_source
+from edgedigits.camera.sources import MAX_PIXELS, Source, open_source
 from edgedigits.errors import EdgeDigitsError
 
 WINDOW = "edgedigits camera (q or Esc quits)"
@@ -42,6 +42,7 @@ class CameraConfig:
     backend: str = "auto"  # auto, onnx or tflite
     threads: int | None = None
     smoothing: float = 0.4  # weight of the newest frame in each track's running probabilities
+    max_pixels: int = MAX_PIXELS  # images declaring more are refused before decoding
 
 
 # ----------------------------------------------------------------------------- tracking
@@ -190,7 +191,8 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
                               "run with --headless, with --output-jsonl/--output-video for results")
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
-    source = source or open_source(config.source, loop_demo=not config.headless)
+    source = source or open_source(config.source, loop_demo=not config.headless,
+                                   max_pixels=config.max_pixels)
     tracker = Tracker(alpha=config.smoothing)
     frames = 0
     failed = quit_key = False  # how the loop ended, when not by the source or --max-frames
