@@ -64,6 +64,9 @@ def check_probe_labels(path: Path, meta: dict[str, str], predict) -> None:  # no
     expected = meta.get("probe_labels")
     if not expected:
         return
+    if not (isinstance(expected, str) and expected.isdigit() and len(expected) <= 10_000):
+        raise ModelError(f"{path}: corrupt metadata (probe_labels is not a string of digits); "
+                         "export it again")
     actual = probe_labels(predict)
     changed = sum(a != b for a, b in zip(actual, expected, strict=False)) + abs(len(actual) - len(expected))
     if changed > MAX_LABEL_CHANGES:
@@ -75,11 +78,15 @@ def check_fingerprint(path: Path, meta: dict[str, str], proba: np.ndarray) -> No
     """Raise ModelError when the outputs on the probe differ from those recorded at export."""
     if "fingerprint" not in meta:
         return  # not made by edgedigits export: nothing to check against
+    text = meta["fingerprint"]
     try:
-        expected = np.asarray(json.loads(meta["fingerprint"]), dtype=np.float64)
+        if len(text) > 64 * 1024:  # 80 numbers take ~800 characters; anything huge is not ours
+            raise ValueError(f"{len(text):,} characters")
+        expected = np.asarray(json.loads(text), dtype=np.float64)  # nesting, objects: ValueError/TypeError
         tol = FINGERPRINT_TOLERANCE[meta.get("quantization", "none")]
-    except (ValueError, KeyError) as exc:
-        raise ModelError(f"{path}: corrupt metadata (fingerprint unreadable); export it again") from exc
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelError(f"{path}: corrupt metadata (fingerprint unreadable: {first_line(exc)[:80]}); "
+                         "export it again") from exc
     diff = np.abs(np.asarray(proba, dtype=np.float64) - expected) if expected.shape == proba.shape \
         else np.array([np.inf])
     if not np.all(diff <= tol):  # NaN outputs fail too

@@ -317,3 +317,22 @@ def test_keras_zip_bombs_are_refused_before_keras_opens_them(trained_run, tmp_pa
         load_keras_model(bomb)
     assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 100
     assert_one_line_error(run_cli("info", str(bomb)), "refused before loading")
+
+
+@pytest.mark.parametrize("key,value", [("fingerprint", "[" * 100_000), ("fingerprint", '{"a": 1}'),
+                                       ("fingerprint", '"text"'), ("quantization", "int3"),
+                                       ("probe_labels", "x" * 50), ("fingerprint", "1" * 200_000)])
+def test_malformed_metadata_is_one_line(tmp_path, key, value):
+    """Deep nesting, wrong types and huge values in the metadata: one ModelError line, never a
+    RecursionError or TypeError traceback."""
+    import onnx
+
+    model = onnx.load(str(bundled_model()))
+    for prop in model.metadata_props:
+        if prop.key == key:
+            prop.value = value
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match="corrupt metadata"):
+        load_classifier(path)
+    assert_one_line_error(run_cli("info", str(path)), "corrupt metadata")
