@@ -95,6 +95,25 @@ def open_stream(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
         yield fh
 
 
+def check_writable(path: str | os.PathLike[str], flag: str) -> None:
+    """Before the long work: the output's folder exists (it is created) and is writable.
+
+    Raises:
+        EdgeDigitsError: one line naming the flag, the path and the cause.
+    """
+    from edgedigits.errors import EdgeDigitsError
+
+    if is_stream(path):
+        return
+    folder = Path(path).expanduser().resolve().parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgeDigitsError(f"{flag} {path}: cannot create {folder} ({exc.strerror})") from exc
+    if not os.access(folder, os.W_OK):
+        raise EdgeDigitsError(f"{flag} {path}: {folder} is not writable; choose another path")
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     if is_stream(path):
         with open_stream(path, "wb") as fh:

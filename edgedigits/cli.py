@@ -62,11 +62,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from edgedigits import atomic
     from edgedigits.data import load_dataset
     from edgedigits.export.parity import predict_in_batches
     from edgedigits.metrics import classification_report, format_report
     from edgedigits.runtime import load_classifier
 
+    if args.json:
+        atomic.check_writable(args.json, "--json")
     clf = load_classifier(args.model, backend=args.backend)
     data = load_dataset(args.data)
     proba = predict_in_batches(clf, data.x_test)
@@ -75,8 +78,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{clf.path} ({clf.backend} on {clf.device}), test split of {data.name}", file=human)
     print(format_report(report), file=human)
     if args.json:
-        from edgedigits import atomic
-
         atomic.write_json(args.json, {"model": str(clf.path), "backend": clf.backend,
                                       "data": data.name, **report})
     return 0
@@ -151,6 +152,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.plot:
         require_plotting()
+    from edgedigits import atomic
+
+    for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+        if target:
+            atomic.check_writable(target, flag)
     from edgedigits.assets import bundled_model
     from edgedigits.bench import find_models
 

@@ -112,3 +112,21 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert "r.json: No space left on device" in line
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["eval", "__MODEL__", "--data", "mnist-5k", "--json", "__BLOCKED__/r.json"], "--json"),
+    (["bench", "--markdown", "__BLOCKED__/b.md", "--batch-sizes", "1"], "--markdown"),
+    (["camera", "--source", "demo", "--headless", "--output-jsonl", "__BLOCKED__/c.jsonl"],
+     "--output-jsonl"),
+])
+def test_output_paths_are_checked_before_the_work(tmp_path, argv, flag):
+    """An output under a path that cannot be a folder fails at once, in one line naming the flag."""
+    from edgedigits.assets import bundled_model
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    argv = [str(bundled_model()) if a == "__MODEL__" else a.replace("__BLOCKED__", str(blocker))
+            for a in argv]
+    proc = run_cli(*argv, timeout=30)
+    assert_one_line_error(proc, flag)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edgedigits.assets import bundled_model
-from edgedigits.atomic import is_stream, open_stream, temp_name
+from edgedigits.atomic import check_writable, is_stream, open_stream, temp_name
 from edgedigits.camera.read import read_digits
 from edgedigits.camera.segment import SegmentConfig, group_numbers
 from edgedigits.camera.sources import MAX_PIXELS, Source, open_source
@@ -186,6 +186,9 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
 
     if not 0.0 <= config.min_confidence <= 1.0:
         raise EdgeDigitsError(f"--min-confidence must be within 0-1, got {config.min_confidence}")
+    for flag, target in (("--output-jsonl", config.output_jsonl), ("--output-video", config.output_video)):
+        if target:
+            check_writable(target, flag)
     if not config.headless and not display_available():
         raise EdgeDigitsError("no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
                               "run with --headless, with --output-jsonl/--output-video for results")
