@@ -24,7 +24,7 @@ import numpy as np
 from edgedigits import __version__, atomic
 from edgedigits._tf import import_keras, import_tf
 from edgedigits.data import Dataset, load_dataset
-from edgedigits.errors import EdgeDigitsError
+from edgedigits.errors import EdgeDigitsError, first_line
 from edgedigits.metrics import classification_report
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
@@ -340,6 +340,10 @@ def _open_resume(run_dir: Path, epochs: int, device: str) -> tuple[Path, TrainCo
     except (OSError, ValueError, TypeError) as exc:
         raise EdgeDigitsError(f"--resume {run_dir}: unreadable config.json ({exc})") from exc
     config.epochs, config.device = epochs, device
+    try:
+        config.validate()
+    except EdgeDigitsError as exc:  # the saved settings themselves are bad
+        raise EdgeDigitsError(f"--resume {run_dir}: config.json is corrupt ({exc})") from exc
     return run_dir, config, _read_history(run_dir / "history.csv")
 
 
@@ -347,7 +351,12 @@ def _read_history(path: Path) -> list[dict[str, float]]:
     if not path.is_file():
         return []
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        rows = list(csv.DictReader(fh))
+    try:
+        return [{k: float(v) for k, v in row.items()} for row in rows]
+    except (TypeError, ValueError) as exc:  # a non-number, or a short row (None)
+        raise EdgeDigitsError(f"{path}: not a training history ({first_line(exc)}); restore it "
+                              "or start a new run") from exc
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -103,3 +103,27 @@ def test_gpu_requested_without_gpu_is_a_clear_error(tmp_path):
 
     with pytest.raises(EdgeDigitsError, match="sees no GPU"):
         train(TrainConfig(data="mnist-5k", epochs=1, out=str(tmp_path), device="gpu"))
+
+
+@pytest.mark.parametrize("damage", ["history", "config"])
+def test_resume_of_a_corrupt_run_is_one_line(trained_run, tmp_path, damage):
+    """A history.csv holding a non-number, or a config.json with batch_size 0: one line naming
+    the file, and the run folder untouched."""
+    import json
+    import shutil
+
+    from .conftest import assert_one_line_error, run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    if damage == "history":
+        text = (run / "history.csv").read_text().splitlines()
+        text[2] = "2,oops,0.9,0.3,0.9,1.0"
+        (run / "history.csv").write_text("\n".join(text) + "\n")
+    else:
+        config = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**config, "batch_size": 0}))
+    before = {p.name: p.stat().st_mtime for p in run.iterdir()}
+    assert_one_line_error(run_cli("train", "--resume", str(run), "--epochs", "1"),
+                          "history.csv" if damage == "history" else "config.json")
+    assert {p.name: p.stat().st_mtime for p in run.iterdir()} == before
