@@ -203,3 +203,31 @@ def test_any_28x28_classifier_exports_and_runs(tmp_path, mnist5k):
     x, y = demo_digits()
     frame, _ = scattered_frame(x[:6], y[:6], np.random.default_rng(0))
     assert len(process_frame(frame, foreign, None, 0.0)["digits"]) >= 5  # the camera takes it too
+
+
+def test_an_interrupted_export_leaves_a_report_that_matches_its_files(trained_run, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) after the first variant: parity.json describes model.onnx as this
+    run made it, and the other files still on disk by the earlier export's rows."""
+    import edgedigits.export as export
+
+    out = tmp_path / "export"
+    export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite"], out=str(out)),
+                 log=lambda _: None)
+    real = export._try_export
+
+    def interrupt_on_tflite(key, *args):
+        if key == "tflite":
+            raise KeyboardInterrupt
+        return real(key, *args)
+
+    monkeypatch.setattr(export, "_try_export", interrupt_on_tflite)
+    with pytest.raises(KeyboardInterrupt):
+        export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite"], out=str(out)),
+                     log=lambda _: None)
+    report = json.loads((out / "parity.json").read_text())
+    rows = {r["file"]: r for r in report["rows"]}
+    assert set(rows) == {"model.onnx", "model.tflite"}
+    assert "from_earlier_export" not in rows["model.onnx"]  # this run's, written after it landed
+    assert rows["model.tflite"]["from_earlier_export"] is True  # untouched file, earlier row
+    assert read_metadata(out / "model.onnx")["created"] == report["created"]
+    assert not list(out.glob(".tmp-*"))

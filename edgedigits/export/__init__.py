@@ -113,7 +113,11 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     rng = np.random.default_rng(0)
     calib = data.x_train[rng.choice(len(data.x_train), min(config.calibration_size, len(data.x_train)),
                                     replace=False)]
-    rows = []
+    rows: list[ParityRow] = []
+    header = {"source": str(source), "source_sha256": source_sha, "data": data.name,
+              "n_test": int(len(data.y_test)), "created": created, "config": asdict(config),
+              "tolerances": TOLERANCES}
+    earlier = [r for r in _read_json(out / "parity.json").get("rows", []) if isinstance(r, dict)]
     with tempfile.TemporaryDirectory(prefix="edgedigits-export-") as scratch:
         ctx = ExportContext(config.opset, calib, Path(scratch))
         for key in config.variants:
@@ -131,10 +135,9 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
                         raise _Rejected  # the temp file goes; a previous good file stays
             except _Rejected:
                 pass
-    report = {"source": str(source), "source_sha256": source_sha, "data": data.name,
-              "n_test": int(len(data.y_test)), "created": created, "config": asdict(config),
-              "tolerances": TOLERANCES, "rows": [r.as_dict() for r in rows]}
-    atomic.write_json(out / "parity.json", report)
+            # after every variant, so an interrupted export leaves a report of the files on disk
+            _write_report(out, header, rows, earlier)
+    _write_report(out, header, rows, earlier)
     log(format_table(rows))
     log(f"parity report: {out / 'parity.json'}")
     failed = [r.file for r in rows if not r.passed]
@@ -223,6 +226,15 @@ def _check_writable(out: Path) -> None:
             pass
     except OSError as exc:
         raise EdgeDigitsError(f"--out {out}: not writable ({exc.strerror or exc})") from exc
+
+
+def _write_report(out: Path, header: dict[str, Any], rows: list[ParityRow], earlier: list[dict]) -> None:
+    """parity.json: this run's rows, and an earlier export's rows for the files this run has not
+    (yet) replaced, so the report always describes the files beside it."""
+    done = {r.file for r in rows}
+    kept = [{**r, "from_earlier_export": True} for r in earlier
+            if r.get("file") not in done and (out / str(r.get("file"))).is_file()]
+    atomic.write_json(out / "parity.json", {**header, "rows": [r.as_dict() for r in rows] + kept})
 
 
 def _read_json(path: Path) -> dict[str, Any]:
