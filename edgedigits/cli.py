@@ -63,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgedigits import atomic
-    from edgedigits.data import load_dataset
+    from edgedigits.data import load_test_split
     from edgedigits.export.parity import predict_in_batches
     from edgedigits.metrics import classification_report, format_report
     from edgedigits.runtime import load_classifier
@@ -71,7 +71,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         atomic.check_writable(args.json, "--json")
     clf = load_classifier(args.model, backend=args.backend)
-    data = load_dataset(args.data)
+    data = load_test_split(args.data)  # eval never reads the training arrays
     proba = predict_in_batches(clf, data.x_test)
     report = classification_report(data.y_test, proba)
     human = _human_output(args.json)

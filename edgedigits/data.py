@@ -87,6 +87,27 @@ def load_dataset(spec: str = "mnist") -> Dataset:
     return _split_seed_style(str(path.resolve()), *raw)
 
 
+def load_test_split(spec: str = "mnist") -> Dataset:
+    """Only the test split, for eval: a file's or folder's training arrays are never read
+    (a broken or huge training array costs nothing). The named sources load as a whole.
+
+    Raises:
+        DataError: as load_dataset, for the test arrays.
+    """
+    if spec in ("mnist", "mnist-5k"):
+        return load_dataset(spec)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"{spec}: no such file or folder; use --data mnist, mnist-5k, an .npz or an IDX folder"
+        )
+    test_keys = ("x_test", "y_test")
+    x, y = _read_idx_folder(path, test_keys) if path.is_dir() else _read_npz(path, test_keys)
+    x, y = _checked_split(str(path), "test", x, y)
+    none_x, none_y = np.zeros((0, *IMAGE_SHAPE), np.float32), np.zeros(0, np.uint8)
+    return Dataset(str(path.resolve()), none_x, none_y, none_x, none_y, scale_pixels(x), y)
+
+
 # ----------------------------------------------------------------------------- sources
 
 
@@ -144,11 +165,11 @@ def _load_mnist_5k() -> Dataset:
 MAX_ARRAY_BYTES = 2 << 30  # 2 GiB: full MNIST is 55 MB; a header claiming more is broken or hostile
 
 
-def _check_npz_headers(path: Path) -> None:
+def _check_npz_headers(path: Path, keys: tuple[str, ...] = NPZ_KEYS) -> None:
     """Refuse, before anything is allocated, an array whose .npy header declares more bytes
     than its zip member holds or than MAX_ARRAY_BYTES (a 788 KB file can declare 3 TB)."""
     with zipfile.ZipFile(path) as archive:
-        for key in NPZ_KEYS:
+        for key in keys:
             try:
                 info = archive.getinfo(f"{key}.npy")
             except KeyError:
@@ -167,37 +188,40 @@ def _check_npz_headers(path: Path) -> None:
                                 f"holds {info.file_size:,}; the file is corrupt or not MNIST")
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, ...]:
+def _read_npz(path: Path, keys: tuple[str, ...] = NPZ_KEYS) -> tuple[np.ndarray, ...]:
+    """The arrays `keys` of an .npz, and only those (numpy reads members lazily)."""
     try:
-        _check_npz_headers(path)
+        _check_npz_headers(path, keys)
         with np.load(path, allow_pickle=False) as npz:  # user files are data, never code
-            missing = [k for k in NPZ_KEYS if k not in npz.files]
+            missing = [k for k in keys if k not in npz.files]
             if missing:
                 raise DataError(
                     f"{path}: missing arrays {', '.join(missing)}; an MNIST .npz needs "
-                    f"{', '.join(NPZ_KEYS)} (Keras's layout)"
+                    f"{', '.join(keys)} (Keras's layout)"
                 )
-            arrays = [npz[k] for k in NPZ_KEYS]
+            arrays = [npz[k] for k in keys]
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({first_line(exc)})") from exc
-    return _validated(str(path), *arrays)
+    return _validated(str(path), *arrays) if keys == NPZ_KEYS else tuple(arrays)
 
 
-def _read_idx_folder(folder: Path) -> tuple[np.ndarray, ...]:
+def _read_idx_folder(folder: Path, keys: tuple[str, ...] = NPZ_KEYS) -> tuple[np.ndarray, ...]:
+    """The IDX files of `keys` in a folder, and only those."""
     arrays = []
-    for stem in IDX_FILES.values():
+    for key in keys:
+        stem = IDX_FILES[key]
         candidates = [folder / f"{stem}{ext}" for ext in ("", ".gz")]
         candidates += [folder / f"{stem.replace('-idx', '.idx')}{ext}" for ext in ("", ".gz")]
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
             raise DataError(
-                f"{folder}: no {stem}[.gz]; an IDX folder needs the four MNIST files "
-                f"({', '.join(IDX_FILES.values())}, gzipped or raw)"
+                f"{folder}: no {stem}[.gz]; an IDX folder needs the MNIST files "
+                f"({', '.join(IDX_FILES[k] for k in keys)}, gzipped or raw)"
             )
         arrays.append(read_idx(found))
-    return _validated(str(folder), *arrays)
+    return _validated(str(folder), *arrays) if keys == NPZ_KEYS else tuple(arrays)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -243,28 +267,27 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _validated(source: str, x_train, y_train, x_test, y_test) -> tuple[np.ndarray, ...]:
     """Check shapes, dtypes and labels; return (x_train, y_train, x_test, y_test) as uint8."""
-    out = []
-    for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
-            raise DataError(f"{source}: x_{name} has shape {x.shape}; expected (N, 28, 28)")
-        if x.dtype != np.uint8:
-            raise DataError(f"{source}: x_{name} is {x.dtype}; expected uint8 pixels 0-255")
-        if y.ndim != 1 or len(y) != len(x):
-            raise DataError(
-                f"{source}: y_{name} has shape {y.shape} for {len(x)} images; expected ({len(x)},)"
-            )
-        if not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{source}: y_{name} is {y.dtype}; expected integer labels 0-9")
-        if len(y) == 0:
-            raise DataError(f"{source}: the {name} split is empty")
-        if y.min() < 0 or y.max() >= NUM_CLASSES:
-            raise DataError(
-                f"{source}: y_{name} holds labels {int(y.min())}..{int(y.max())}; expected 0-9"
-            )
-        out += [x, y.astype(np.uint8)]
+    out = [*_checked_split(source, "train", x_train, y_train),
+           *_checked_split(source, "test", x_test, y_test)]
     if len(out[1]) < 2:
         raise DataError(f"{source}: the train split needs at least 2 images")
     return tuple(out)
+
+
+def _checked_split(source: str, name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{source}: x_{name} has shape {x.shape}; expected (N, 28, 28)")
+    if x.dtype != np.uint8:
+        raise DataError(f"{source}: x_{name} is {x.dtype}; expected uint8 pixels 0-255")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{source}: y_{name} has shape {y.shape} for {len(x)} images; expected ({len(x)},)")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{source}: y_{name} is {y.dtype}; expected integer labels 0-9")
+    if len(y) == 0:
+        raise DataError(f"{source}: the {name} split is empty")
+    if y.min() < 0 or y.max() >= NUM_CLASSES:
+        raise DataError(f"{source}: y_{name} holds labels {int(y.min())}..{int(y.max())}; expected 0-9")
+    return x, y.astype(np.uint8)
 
 
 def _split_seed_style(name: str, x_train, y_train, x_test, y_test) -> Dataset:

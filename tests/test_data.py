@@ -245,3 +245,27 @@ def test_huge_declared_arrays_are_refused_before_allocation(tmp_path, raw_mnist_
         read_idx(bomb)
     growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert growth_mb < 200
+
+
+def test_eval_reads_only_the_test_split(tmp_path, raw_mnist_arrays):
+    """A file whose training arrays are missing or broken still evaluates: eval never reads them."""
+    from edgedigits.data import load_test_split
+
+    from .conftest import run_cli
+
+    only_test = tmp_path / "test_only.npz"
+    np.savez(only_test, x_test=raw_mnist_arrays["x_test"], y_test=raw_mnist_arrays["y_test"])
+    data = load_test_split(str(only_test))
+    assert data.sizes() == {"train": 0, "valid": 0, "test": 100}
+    assert data.x_test.dtype == np.float32 and data.x_test.max() <= 1.0
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    write_idx(folder / "t10k-images-idx3-ubyte", raw_mnist_arrays["x_test"])
+    write_idx(folder / "t10k-labels-idx1-ubyte", raw_mnist_arrays["y_test"])
+    assert load_test_split(str(folder)).sizes()["test"] == 100
+    from edgedigits.assets import bundled_model
+
+    proc = run_cli("eval", str(bundled_model()), "--data", str(only_test))
+    assert proc.returncode == 0 and "n=100" in proc.stdout, proc.stderr
+    with pytest.raises(DataError, match="missing arrays x_train"):
+        load_dataset(str(only_test))  # training still needs every split
