@@ -36,8 +36,8 @@ def find_blobs(mask: np.ndarray, darkness: np.ndarray,
     if split is not None:
         # faint components go whole; pen components lose their faint pixels (print they touch)
         faint_top, pen_mean = split
-        keep = np.concatenate([[False], comps.strength > faint_top])[comps.labels]
-        pen = np.where(keep & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
+        in_pen = np.concatenate([[False], comps.strength > faint_top])[comps.labels]  # per pixel
+        pen = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
         comps = _components(pen, darkness, config)
     x, y, bw, bh, area = comps.stats.T
     whole: list[Blob] = []

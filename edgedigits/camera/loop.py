@@ -116,7 +116,7 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 def process_frame(frame: np.ndarray, classifier: Any, tracker: Tracker | None,
                   min_confidence: float, seg: SegmentConfig | None = None) -> dict[str, Any]:
-    """Segment, split touching digits and classify every candidate in ONE batched call,
+    """Segment, classify (one batched call; a second for the pieces of unsure wide blobs),
     smooth, filter, group into numbers. ms: segment (pixels to blobs), classify (crops,
     splits and the model)."""
     timings: dict[str, float] = {}

@@ -80,9 +80,10 @@ class Lattice:
 
 def detect(frame: np.ndarray, classify: Classify, config: SegmentConfig | None = None,
            timings: dict[str, float] | None = None) -> list[Detection]:
-    """The camera's whole reading of a frame: segment, split wide blobs, classify every
-    candidate in ONE batched call. Each Detection carries its probabilities; boxes are in
-    frame pixels. `timings` receives ms for gray, ink, boxes and read (crops + classify)."""
+    """The camera's whole reading of a frame: segment, classify one crop per blob in one
+    batched call, and the candidate pieces of unsure wide blobs in a second. Each Detection
+    carries its probabilities; boxes are in frame pixels. `timings` receives ms for gray,
+    ink, boxes and read (crops + classify)."""
     config = config or SegmentConfig()
     located = locate(frame, config, timings)
     t0 = time.perf_counter()
@@ -107,16 +108,16 @@ def read_blobs(blobs: list[Blob], labels: np.ndarray, darkness: np.ndarray,
     typical = float(np.median([b.box[3] for b in blobs])) if blobs else 0.0
     lattices = [_lattice(unit, blobs, labels, darkness) for unit in _units(blobs)]
     probas = _classify(lattices, classify)
-    wide = []
+    wide = []  # (lattice index, the height its digits are measured against)
     for k, lat in enumerate(lattices):
         if len(lat.pieces) == 1 and float(probas[k].max()) < SURE:
             blob = lat.blob
             height = typical if blob.box[3] > 1.4 * typical else blob.box[3]  # tall: in typical digits
             if blob.box[2] >= SPLIT_FROM * height:
-                wide.append(k)
+                wide.append((k, height))
     if wide:
-        more = [_cuts(lattices[k].blob, labels, darkness, typical) for k in wide]
-        for k, lat, proba in zip(wide, more, _classify(more, classify), strict=True):
+        more = [_cuts(lattices[k].blob, labels, darkness, height) for k, height in wide]
+        for (k, _), lat, proba in zip(wide, more, _classify(more, classify), strict=True):
             lat.add(0, lat.end, lattices[k].pieces[0])  # the whole stays a candidate
             lattices[k], probas[k] = lat, np.concatenate([proba, probas[k]])
     out = []
@@ -149,11 +150,11 @@ def _lattice(unit: list[int], blobs: list[Blob], labels: np.ndarray, darkness: n
     return lat
 
 
-def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, typical: float) -> Lattice:
+def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float) -> Lattice:
     """A node at every valley of the blob's ink column profile; an edge between any two
-    nodes a digit's width apart (the whole blob is added by the caller)."""
-    x, y, w, h = blob.box
-    height = typical if h > 1.4 * typical else h
+    nodes a digit's width apart, a digit being about `height` tall (the whole blob is added
+    by the caller)."""
+    w = blob.box[2]
     ink = blob_ink(blob.box, blob.parts, labels, darkness)
     holes = _holes(ink)
     # a cut between two digits passes their junction, never the paper inside a 0, 6, 8 or 9
