@@ -138,13 +138,14 @@ def _is_seed_mlp(path: Path) -> bool:
 
 def macs_per_image(models: dict[str, Path]) -> int | None:
     """The model's multiply-adds per image: an export's metadata, else its Keras layers."""
+    from edgedigits.errors import EdgeDigitsError
     from edgedigits.metadata import read_metadata
 
     for key in ("onnx", "tflite", "onnx.int8", "tflite.fp16", "tflite.int8"):
         if key in models:
             try:
                 value = read_metadata(models[key]).get("macs_per_image", "")
-            except Exception:  # noqa: BLE001  (a file bench cannot read has no count: n/a)
+            except EdgeDigitsError:  # a file bench cannot read has no count: n/a
                 value = ""
             if value.isdigit():
                 return int(value)
@@ -345,16 +346,15 @@ def machine() -> dict[str, Any]:
     every benchmark figure depends on them."""
     from importlib.metadata import PackageNotFoundError, version
 
-    cpu, flags = platform.processor() or platform.machine(), set()
+    info: dict[str, str] = {}  # the first core's fields
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and cpu == (platform.processor() or platform.machine()):
-                cpu = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
+            info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    flags = set((info.get("flags") or info.get("Features") or "").split())
     versions = {}
     for package in ("onnxruntime", "ai-edge-litert", "tensorflow", "numpy", "opencv-python"):
         try:
