@@ -41,6 +41,11 @@ def input_rank(path: Path, in_shape: Any, out_shape: Any) -> int:
     return len(shape)
 
 
+def scale_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, 28, 28] (0-255) -> float32 [N, 28, 28] in [0, 1], as the seed did (/255)."""
+    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
+
+
 def check_batch(x: np.ndarray) -> np.ndarray:
     """Return x as C-contiguous float32 [N, 28, 28], or raise with what was wrong."""
     x = np.asarray(x)

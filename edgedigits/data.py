@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgedigits.assets import shipped_digits  # noqa: F401  (re-exported for callers)
-from edgedigits.contract import NUM_CLASSES
+from edgedigits.contract import NUM_CLASSES, scale_pixels  # noqa: F401  (re-exported)
 from edgedigits.errors import DataError, MissingExtraError, first_line
 
 IMAGE_SHAPE = (28, 28)
@@ -38,11 +38,6 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-
-
-def scale_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, 28, 28] (0-255) -> float32 [N, 28, 28] in [0, 1], as the seed did (/255)."""
-    return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
 @dataclass(frozen=True)

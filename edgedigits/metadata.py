@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgedigits import __version__
-from edgedigits.contract import LABELS, PREPROCESSING
+from edgedigits.contract import LABELS, PREPROCESSING, scale_pixels
 from edgedigits.errors import MissingExtraError, ModelError, first_line
 
 TFLITE_METADATA_NAME = "edgedigits"
@@ -46,7 +46,7 @@ def label_probe() -> np.ndarray:
     weight that only real digits exercise changes some of their labels (noise may not)."""
     from edgedigits.assets import shipped_digits
 
-    return shipped_digits()[0].astype(np.float32) / np.float32(255.0)  # as data.scale_pixels
+    return scale_pixels(shipped_digits()[0])
 
 
 def probe_labels(predict) -> str:  # noqa: ANN001  (a Classifier's predict)
@@ -192,11 +192,17 @@ def read_onnx_metadata(path: Path) -> dict[str, str]:
     try:
         with silenced():
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+        raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
+    return session_metadata(session, path)
+
+
+def session_metadata(session: Any, path: Path) -> dict[str, str]:
+    """An onnxruntime session's metadata_props as a dict; a flipped byte is one ModelError."""
+    try:
         return dict(session.get_modelmeta().custom_metadata_map)
     except UnicodeDecodeError as exc:  # a flipped byte inside a metadata string
         raise ModelError(f"{path}: corrupt metadata ({first_line(exc)}); export it again") from exc
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
-        raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:

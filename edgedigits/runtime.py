@@ -158,10 +158,9 @@ class OnnxClassifier(ClassifierBase):
         return self._out.copy()  # the buffer is reused by the next call
 
     def metadata(self) -> dict[str, str]:
-        try:
-            return dict(self.session.get_modelmeta().custom_metadata_map)
-        except UnicodeDecodeError as exc:  # a flipped byte inside a metadata string
-            raise ModelError(f"{self.path}: corrupt metadata ({first_line(exc)})") from exc
+        from edgedigits.metadata import session_metadata
+
+        return session_metadata(self.session, self.path)
 
 
 class TFLiteClassifier(ClassifierBase):
