@@ -63,11 +63,11 @@ def _check_archive(path: Path) -> None:
     or a large member compressed beyond any real weights."""
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
+    problems = [f"{len(members)} members"] if len(members) > MAX_KERAS_MEMBERS else []
     total = sum(m.file_size for m in members)
-    bomb = next((m for m in members if m.file_size > (1 << 20)
-                 and m.file_size > MAX_RATIO * max(m.compress_size, 1)), None)
-    if len(members) > MAX_KERAS_MEMBERS or total > MAX_KERAS_BYTES or bomb is not None:
-        what = (f"{len(members)} members" if len(members) > MAX_KERAS_MEMBERS
-                else f"{total:,} bytes uncompressed" if total > MAX_KERAS_BYTES
-                else f"{bomb.filename} compressed {bomb.file_size // max(bomb.compress_size, 1)}x")
-        raise ModelError(f"{path}: refused before loading: {what}, not a digit model's archive")
+    if total > MAX_KERAS_BYTES:
+        problems.append(f"{total:,} bytes uncompressed")
+    problems += [f"{m.filename} compressed {m.file_size // max(m.compress_size, 1)}x" for m in members
+                 if m.file_size > (1 << 20) and m.file_size > MAX_RATIO * max(m.compress_size, 1)]
+    if problems:
+        raise ModelError(f"{path}: refused before loading: {problems[0]}, not a digit model's archive")

@@ -15,7 +15,6 @@ from edgedigits.contract import INPUT_NAME
 
 LAYER_NAMES = ("inputLayer", "hiddenLayer1", "hiddenLayer2", "outputLayer")
 PARAM_COUNT = 266_610  # 784*300+300 + 300*100+100 + 100*10+10
-MACS_PER_IMAGE = 784 * 300 + 300 * 100 + 100 * 10  # 266,200 multiply-adds
 DEFAULT_LEARNING_RATE = {"sgd": 0.1, "adam": 0.001}  # with the cosine schedule; see compile_model
 ARCHS = ("mlp", "cnn")
 CNN_PARAM_COUNT = 98_442

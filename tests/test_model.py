@@ -37,3 +37,13 @@ def test_unknown_architecture_lists_the_valid_ones():
 
     with pytest.raises(ValueError, match="mlp, cnn"):
         build_model("resnet")
+
+
+def test_multiply_adds_are_counted_from_the_layers():
+    """bench's GFLOP/s divide by these: the seed MLP's 784*300 + 300*100 + 100*10 = 266,200,
+    and the CNN's convolutions (at their output sizes) plus its dense layers."""
+    from edgedigits.model import count_macs
+
+    assert count_macs(build_model("mlp")) == 266_200
+    convs = 28 * 28 * 9 * 1 * 16 + 14 * 14 * 9 * 16 * 32 + 7 * 7 * 9 * 32 * 64
+    assert count_macs(build_model("cnn")) == convs + 576 * 128 + 128 * 10 == 1_994_240

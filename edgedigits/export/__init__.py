@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgedigits import atomic
+from edgedigits.contract import IMAGE_SHAPE, INPUT_NAME
 from edgedigits.errors import EdgeDigitsError, ParityError, first_line
 from edgedigits.export import onnx as onnx_export
 from edgedigits.export import tflite as tflite_export
@@ -118,13 +119,13 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
               "n_test": int(len(data.y_test)), "created": created, "config": asdict(config),
               "tolerances": TOLERANCES}
     earlier = [r for r in _read_json(out / "parity.json").get("rows", []) if isinstance(r, dict)]
+    run_config, macs = _read_json(run_dir / "config.json"), count_macs(model)  # once per run
     with tempfile.TemporaryDirectory(prefix="edgedigits-export-") as scratch:
         ctx = ExportContext(config.opset, calib, Path(scratch))
         for key in config.variants:
             variant = EXPORTERS[key]
             meta = build_metadata(source, source_sha, variant.quantization, data.name,
-                                  run_metrics.get("test_accuracy"), created,
-                                  _read_json(run_dir / "config.json"), count_macs(model))
+                                  run_metrics.get("test_accuracy"), created, run_config, macs)
             try:
                 with atomic.atomic_path(out / variant.filename) as tmp:
                     _try_export(key, variant, model, ctx, meta, tmp, log)
@@ -159,8 +160,8 @@ def _canonical(model: Any) -> Any:
     from edgedigits._tf import import_keras
 
     keras = import_keras("exporting")
-    return keras.Sequential([keras.Input((28, 28), name="image"), keras.layers.Reshape((28, 28, 1)), model],
-                            name=f"{model.name}_28x28")
+    return keras.Sequential([keras.Input(IMAGE_SHAPE, name=INPUT_NAME),
+                             keras.layers.Reshape((*IMAGE_SHAPE, 1)), model], name=f"{model.name}_28x28")
 
 
 class _KerasRef:
