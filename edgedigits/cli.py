@@ -184,6 +184,9 @@ def _progress(text: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgedigits.augment import AUGMENTS  # light: TensorFlow is imported inside their functions
+    from edgedigits.model import ARCHS
+
     parser = argparse.ArgumentParser(
         prog="edgedigits",
         description="Train the seed digit MLP, export it to ONNX/TFLite with parity proofs, "
@@ -207,10 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue RUN_DIR from its checkpoint for --epochs more epochs")
     p.add_argument("--shift", type=int, default=0, metavar="PX",
                    help="augment: translate batches by up to PX pixels (default 0, as the seed)")
-    p.add_argument("--augment", choices=("none", "ink"), default="none",
+    p.add_argument("--augment", choices=AUGMENTS, default="none",
                    help="ink: rotate, shear, scale, shift, elastic, stroke width, blur, noise "
                    "on the fly (default none, as the seed)")
-    p.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
+    p.add_argument("--arch", choices=ARCHS, default="mlp",
                    help="mlp: the seed (default); cnn: a 98k-parameter CNN for real handwriting")
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="cosine",
                    help="cosine (default): decay the learning rate to 5%% of it over --epochs; "

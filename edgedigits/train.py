@@ -23,9 +23,11 @@ import numpy as np
 
 from edgedigits import __version__, atomic
 from edgedigits._tf import import_keras, import_tf
+from edgedigits.augment import AUGMENTS
 from edgedigits.data import Dataset, load_dataset
 from edgedigits.errors import EdgeDigitsError, first_line
 from edgedigits.metrics import classification_report
+from edgedigits.model import ARCHS
 
 HISTORY_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
@@ -59,14 +61,14 @@ class TrainConfig:
             raise EdgeDigitsError(f"--learning-rate must be positive, got {self.learning_rate}")
         if not 0 <= self.shift <= 8:
             raise EdgeDigitsError(f"--shift must be 0-8 pixels, got {self.shift}")
-        if self.augment not in ("none", "ink"):
-            raise EdgeDigitsError(f"--augment must be none or ink, got {self.augment!r}")
+        if self.augment not in AUGMENTS:
+            raise EdgeDigitsError(f"--augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise EdgeDigitsError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not 0.0 <= self.outliers <= 1.0:
             raise EdgeDigitsError(f"--outliers must be within 0-1, got {self.outliers}")
-        if self.arch not in ("mlp", "cnn"):
-            raise EdgeDigitsError(f"--arch must be mlp or cnn, got {self.arch!r}")
+        if self.arch not in ARCHS:
+            raise EdgeDigitsError(f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.device not in ("auto", "cpu", "gpu"):
             raise EdgeDigitsError(f"--device must be auto, cpu or gpu, got {self.device!r}")
 
