@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, full_mnist, machine, save, target  # noqa: E402
-from camera_real import REAL, run_synthetic  # noqa: E402
+from camera_real import REAL, _pick, run_synthetic  # noqa: E402
 
 from edgedigits.camera import synth_pages  # noqa: E402
 from edgedigits.camera.synth import scattered_frame  # noqa: E402
@@ -77,11 +77,6 @@ def camera_pages(clf, x, y, pages: int) -> float:
     for kind in ("touching", "print_clutter", "border_band"):
         rows.append(run_synthetic(kind, (synth_pages.KINDS[kind](x, y, rng) for _ in range(pages)), clf))
     return sum(r["correct"] for r in rows) / sum(r["digits"] for r in rows)
-
-
-def _pick(x, y, rng, n):
-    idx = rng.choice(len(y), n, replace=False)
-    return x[idx], y[idx]
 
 
 def latency_us(clf) -> float:
