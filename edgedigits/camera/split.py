@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Lattice:
 
     def best(self, proba: np.ndarray) -> list[int]:
         """Edges of the best-scoring path from node 0 to the end (proba: [edges, 10])."""
+        if self.end == 1:  # one blob, one edge: nothing to choose
+            return [0] if self.starts else []
         score = np.full(self.end + 1, -math.inf)
         score[0] = 0.0
         back = [-1] * (self.end + 1)
@@ -105,7 +108,7 @@ def read_blobs(blobs: list[Blob], labels: np.ndarray, darkness: np.ndarray,
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
     # page's typical digit height tells how many digits a blob is wide
-    typical = float(np.median([b.box[3] for b in blobs])) if blobs else 0.0
+    typical = float(statistics.median([b.box[3] for b in blobs])) if blobs else 0.0
     lattices = [_lattice(unit, blobs, labels, darkness) for unit in _units(blobs)]
     probas = _classify(lattices, classify)
     wide = []  # (lattice index, the height its digits are measured against)
