@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from edgedigits.export import EXPORTERS
+
 Predict = Callable[[np.ndarray], Any]
+# bench's name for each export variant ("onnx.int8"), from the export registry
+EXPORTS = {key.replace("_", "."): variant for key, variant in EXPORTERS.items()}
+FLOAT_FIRST = sorted(EXPORTS, key=lambda k: EXPORTS[k].quantization != "none")  # floats, then the rest
 
 
 @dataclass
@@ -56,9 +61,7 @@ class Row:
 def find_models(model_dir: Path) -> dict[str, Path]:
     """Backend name -> file, from a run dir (model.keras, export/*) or a folder of exports."""
     folders = [model_dir, model_dir / "export"]
-    names = {"keras": "model.keras", "onnx": "model.onnx", "onnx.int8": "model_int8.onnx",
-             "tflite": "model.tflite", "tflite.fp16": "model_fp16.tflite",
-             "tflite.int8": "model_int8.tflite"}
+    names = {"keras": "model.keras", **{key: v.filename for key, v in EXPORTS.items()}}
     found = {}
     for key, name in names.items():
         path = next((f / name for f in folders if (f / name).is_file()), None)
@@ -97,8 +100,8 @@ def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Pr
         if _is_seed_mlp(models["keras"]):
             out["numpy"] = lambda: _keras(models["keras"], "numpy")
     cpu = ["CPUExecutionProvider"]
-    for key in ("tflite", "tflite.fp16", "tflite.int8", "onnx", "onnx.int8"):
-        if key in models and (key.startswith("onnx") or _has("ai_edge_litert")):
+    for key, variant in EXPORTS.items():
+        if key in models and (variant.format != "tflite" or _has("ai_edge_litert")):
             out[key] = lambda key=key: load_classifier(models[key], threads=threads,
                                                        providers=cpu).predict_proba
     if "onnx" in models:
@@ -117,7 +120,7 @@ def skipped(models: dict[str, Path]) -> dict[str, str]:
     elif "keras" in models and not _is_seed_mlp(models["keras"]):
         out["numpy"] = "the numpy reference forward is the seed MLP's; this model is another"
     if not _has("ai_edge_litert"):
-        for key in ("tflite", "tflite.fp16", "tflite.int8"):
+        for key in (k for k, v in EXPORTS.items() if v.format == "tflite"):
             if key in models:
                 out[key] = f"{models[key].name} needs LiteRT (pip install \".[tflite]\")"
     return out
@@ -141,7 +144,7 @@ def macs_per_image(models: dict[str, Path]) -> int | None:
     from edgedigits.errors import EdgeDigitsError
     from edgedigits.metadata import read_metadata
 
-    for key in ("onnx", "tflite", "onnx.int8", "tflite.fp16", "tflite.int8"):
+    for key in FLOAT_FIRST:
         if key in models:
             try:
                 value = read_metadata(models[key]).get("macs_per_image", "")

@@ -87,7 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgedigits.export import ExportConfig, export_model, select_variants
 
     config = ExportConfig(source=args.source, variants=select_variants(args.format, args.quantize),
-                          opset=args.opset, out=args.out, data=args.data)
+                          opset=args.opset, out=args.out, data=args.data, triton=args.format == "triton")
     export_model(config)
     return 0
 
@@ -233,10 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(func=cmd_eval)
 
+    from edgedigits.export import FORMATS, QUANTIZE  # the export registry: no TensorFlow
+
     p = sub.add_parser("export", help="ONNX/TFLite exports, each proven against Keras (parity.json)")
     p.add_argument("source", metavar="RUN_DIR|MODEL.keras")
-    p.add_argument("--format", choices=("onnx", "tflite", "all"), default="all")
-    p.add_argument("--quantize", choices=("none", "fp16", "int8"), default=None,
+    p.add_argument("--format", choices=FORMATS, default="all",
+                   help="triton: the ONNX export in a Triton Inference Server model repository "
+                        "(OUT/triton); default all")
+    p.add_argument("--quantize", choices=QUANTIZE, default=None,
                    help="default: float for one format, every variant for all")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--out", help="output folder (default RUN_DIR/export)")

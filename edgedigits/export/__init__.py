@@ -1,9 +1,11 @@
 """Export a trained model to every edge format, each checked against Keras before it lands.
 
-Every variant is a plain registry entry: key -> (file name, quantization, function).
-A function takes (keras_model, ExportContext) and returns the serialized bytes;
-`export_model` adds metadata, writes to a temp file, runs parity on it, and only a
-passing file replaces the final name (so a FAIL never clobbers a good export).
+Every variant is one registry entry (EXPORTERS): its format, file name, quantization, the
+converter (keras_model, ExportContext) -> bytes and the step that embeds metadata in those
+bytes. The CLI's choices, bench, the fuzz lists and the tests derive from it.
+`export_model` converts, embeds metadata, writes to a temp file, runs parity on it, and only
+a passing file replaces the final name (so a FAIL never clobbers a good export).
+`--format triton` wraps the parity-checked ONNX in a Triton model repository (triton.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from edgedigits.contract import IMAGE_SHAPE, INPUT_NAME
 from edgedigits.errors import EdgeDigitsError, ParityError, first_line
 from edgedigits.export import onnx as onnx_export
 from edgedigits.export import tflite as tflite_export
+from edgedigits.export import triton
 from edgedigits.export.parity import (
     TOLERANCES,
     ParityRow,
@@ -33,22 +36,34 @@ from edgedigits.export.parity import (
 )
 
 
+def _embed_tflite(data: bytes, meta: dict[str, str]) -> bytes:
+    from edgedigits.metadata import tflite_with_metadata
+
+    return tflite_with_metadata(data, meta)
+
+
 @dataclass(frozen=True)
 class Variant:
+    format: str  # the --format that selects it; also the runtime backend that loads its file
     filename: str
     quantization: str  # "none", "fp16" or "int8": picks the parity tolerance
-    fn: Callable[[Any, Any], bytes]
+    fn: Callable[[Any, Any], bytes]  # (keras_model, ExportContext) -> serialized model
+    embed: Callable[[bytes, dict[str, str]], bytes]  # (serialized model, metadata) -> with metadata
 
 
 EXPORTERS: dict[str, Variant] = {
-    "onnx": Variant("model.onnx", "none", onnx_export.export_onnx),
-    "onnx_int8": Variant("model_int8.onnx", "int8", onnx_export.export_onnx_int8),
-    "tflite": Variant("model.tflite", "none", tflite_export.export_tflite),
-    "tflite_fp16": Variant("model_fp16.tflite", "fp16", tflite_export.export_tflite_fp16),
-    "tflite_int8": Variant("model_int8.tflite", "int8", tflite_export.export_tflite_int8),
+    "onnx": Variant("onnx", "model.onnx", "none", onnx_export.export_onnx, onnx_export.add_onnx_metadata),
+    "onnx_int8": Variant("onnx", "model_int8.onnx", "int8", onnx_export.export_onnx_int8,
+                         onnx_export.add_onnx_metadata),
+    "tflite": Variant("tflite", "model.tflite", "none", tflite_export.export_tflite, _embed_tflite),
+    "tflite_fp16": Variant("tflite", "model_fp16.tflite", "fp16", tflite_export.export_tflite_fp16,
+                           _embed_tflite),
+    "tflite_int8": Variant("tflite", "model_int8.tflite", "int8", tflite_export.export_tflite_int8,
+                           _embed_tflite),
 }
-FORMATS = ("onnx", "tflite", "all")
-QUANTIZE = ("none", "fp16", "int8")
+PACKAGES = {"triton": "onnx"}  # a format that packages another one's parity-checked file
+FORMATS = (*dict.fromkeys(v.format for v in EXPORTERS.values()), *PACKAGES, "all")
+QUANTIZE = tuple(dict.fromkeys(v.quantization for v in EXPORTERS.values()))
 
 
 def select_variants(fmt: str, quantize: str | None) -> list[str]:
@@ -57,14 +72,16 @@ def select_variants(fmt: str, quantize: str | None) -> list[str]:
         raise EdgeDigitsError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if quantize is not None and quantize not in QUANTIZE:
         raise EdgeDigitsError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE)}")
-    keys = [k for k in EXPORTERS if fmt == "all" or k.split("_")[0] == fmt]
+    base = PACKAGES.get(fmt, fmt)
+    keys = [k for k, v in EXPORTERS.items() if fmt == "all" or v.format == base]
     if quantize is not None:
         keys = [k for k in keys if EXPORTERS[k].quantization == quantize]
     elif fmt != "all":
         keys = [k for k in keys if EXPORTERS[k].quantization == "none"]
     if not keys:
-        raise EdgeDigitsError(f"--format {fmt} has no {quantize} variant; fp16 is TFLite-only "
-                              f"(valid: {', '.join(EXPORTERS)})")
+        offered = sorted({v.quantization for v in EXPORTERS.values() if v.format == base})
+        raise EdgeDigitsError(f"--format {fmt} has no {quantize} variant; it offers --quantize "
+                              f"{' or '.join(offered)}")
     return keys
 
 
@@ -76,6 +93,7 @@ class ExportConfig:
     out: str | None = None  # default: <run dir>/export
     data: str | None = None  # parity + calibration data; default: the run's training data
     calibration_size: int = 500  # training images used to calibrate int8
+    triton: bool = False  # also wrap the ONNX variant in a Triton model repository (<out>/triton)
 
 
 @dataclass
@@ -99,6 +117,13 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     from edgedigits.model import count_macs
     from edgedigits.runtime import load_classifier
 
+    unknown = [k for k in config.variants if k not in EXPORTERS]
+    if unknown:
+        raise EdgeDigitsError(f"unknown export variant {', '.join(map(repr, unknown))}; "
+                              f"choose from {', '.join(EXPORTERS)}")
+    if config.triton and [EXPORTERS[k].format for k in config.variants] != ["onnx"]:
+        raise EdgeDigitsError("a Triton repository holds exactly one ONNX variant: "
+                              "--format triton with --quantize none or int8")
     source, run_dir = _resolve_source(Path(config.source))
     if not 7 <= config.opset <= 21:
         raise EdgeDigitsError(f"--opset {config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
@@ -145,6 +170,11 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     if failed:
         raise ParityError(f"{', '.join(failed)} disagreed with the Keras model beyond tolerance "
                           f"(see {out / 'parity.json'}); nothing was written under those names")
+    if config.triton:
+        exported = out / EXPORTERS[config.variants[0]].filename
+        config_file = triton.write_repository(out / "triton", exported, load_classifier(exported).metadata())
+        log(f"Triton model repository: {config_file.parent.parent} "
+            f"(serve: tritonserver --model-repository {config_file.parent.parent})")
     return rows
 
 
@@ -180,8 +210,7 @@ def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta
 
     Failures become one line.
     """
-    from edgedigits.export.onnx import add_onnx_metadata
-    from edgedigits.metadata import fingerprint, probe_inputs, probe_labels, tflite_with_metadata
+    from edgedigits.metadata import fingerprint, probe_inputs, probe_labels
     from edgedigits.quiet import silenced
     from edgedigits.runtime import load_classifier
 
@@ -194,8 +223,7 @@ def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta
         bare_classifier = load_classifier(bare)
         meta = {**meta, "fingerprint": fingerprint(bare_classifier.predict_proba(probe_inputs())),
                 "probe_labels": probe_labels(bare_classifier.predict)}
-        data = (add_onnx_metadata if variant.filename.endswith(".onnx") else tflite_with_metadata)(
-            data, meta)
+        data = variant.embed(data, meta)
     except EdgeDigitsError:
         raise
     except Exception as exc:  # converters raise anything from ValueError to ConverterError
