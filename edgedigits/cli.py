@@ -52,10 +52,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
         out=args.out, device=args.device, shift=args.shift, augment=args.augment, arch=args.arch,
         outliers=args.outliers, patience=args.patience, lr_schedule=args.lr_schedule,
+        strategy=args.strategy, devices=args.devices or "",
     )
     result = train(config, resume=Path(args.resume) if args.resume else None)
     m = result.metrics
-    print(f"run directory: {result.run_dir}")
+    print(f"run directory: {result.run_dir}" if result.chief
+          else "worker done: the chief task wrote the run directory")
     print(f"test accuracy: {m['test_accuracy']:.2%} on {m['data']} "
           f"({m['epochs_run']} epochs, best epoch {m['best_epoch']}, {m['train_seconds']:.1f} s)")
     return _interrupted_code() if result.interrupted else 0
@@ -185,6 +187,7 @@ def _progress(text: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from edgedigits.augment import AUGMENTS  # light: TensorFlow is imported inside their functions
+    from edgedigits.distribute import STRATEGIES
     from edgedigits.model import ARCHS
 
     parser = argparse.ArgumentParser(
@@ -224,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add this share of each batch as non-digits (two digits written touching) "
                    "trained toward low confidence (default 0, as the seed)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="tf.distribute: mirrored over every GPU (or --devices), multiworker from "
+                   "TF_CONFIG; auto: mirrored when 2+ GPUs are visible (default auto). "
+                   "--batch-size is per replica")
+    p.add_argument("--devices", metavar="LIST",
+                   help="mirrored over these devices, e.g. GPU:0,GPU:1 (default: every GPU)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion of a model")

@@ -13,6 +13,8 @@ import dataclasses
 import io
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from edgedigits import __version__, atomic
 from edgedigits._tf import import_keras, import_tf
 from edgedigits.augment import AUGMENTS
 from edgedigits.data import Dataset, load_dataset
+from edgedigits.distribute import STRATEGIES, Distribution, make_strategy
 from edgedigits.errors import EdgeDigitsError, first_line
 from edgedigits.metrics import classification_report
 from edgedigits.model import ARCHS
@@ -49,6 +52,8 @@ class TrainConfig:
     # (two digits written touching) trained toward uniform probabilities (0 = none, the seed)
     out: str = "runs"  # parent of the timestamped run directory
     device: str = "auto"  # "auto", "cpu" or "gpu"
+    strategy: str = "auto"  # tf.distribute: "auto", "one", "mirrored", "multiworker" (distribute.py)
+    devices: str = ""  # mirrored over these (comma-separated, e.g. "GPU:0,GPU:1"); "" = every GPU
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -71,6 +76,8 @@ class TrainConfig:
             raise EdgeDigitsError(f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.device not in ("auto", "cpu", "gpu"):
             raise EdgeDigitsError(f"--device must be auto, cpu or gpu, got {self.device!r}")
+        if self.strategy not in STRATEGIES:
+            raise EdgeDigitsError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 
 
 @dataclass
@@ -78,6 +85,7 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     interrupted: bool
+    chief: bool = True  # False: a multiworker task whose copy of the run was discarded
 
 
 def select_device(choice: str) -> str:
@@ -135,29 +143,37 @@ def train(config: TrainConfig, resume: Path | None = None,
     """
     config.validate()
     if resume is not None:
-        run_dir, config, history = _open_resume(resume, config.epochs, config.device)
+        run_dir, config, history = _open_resume(resume, config)
     else:
         history = []
     device = select_device(config.device)
+    dist = make_strategy(config.strategy, config.devices)
     keras = import_keras("training")
     keras.utils.set_random_seed(config.seed + len(history))
     data = load_dataset(config.data)
-    if resume is not None:
-        model = _load_keras(run_dir / "checkpoint.keras")
-    else:
-        from edgedigits.model import build_model, compile_model
+    global_batch = config.batch_size * dist.replicas
+    with dist.strategy.scope():  # the model's variables live on every replica
+        if resume is not None:
+            model = _load_keras(run_dir / "checkpoint.keras")
+        else:
+            from edgedigits.model import build_model, compile_model
 
-        run_dir = new_run_dir(Path(config.out))
-        steps = -(-len(data.y_train) // config.batch_size) * config.epochs
-        model = compile_model(build_model(config.arch), config.optimizer, config.learning_rate,
-                              decay_steps=steps if config.lr_schedule == "cosine" else None)
+            # a worker that is not the chief writes to a private folder (TensorFlow's rule)
+            out = Path(config.out) if dist.chief else Path(tempfile.mkdtemp(prefix="edgedigits-worker-"))
+            run_dir = new_run_dir(out)
+            steps = -(-len(data.y_train) // global_batch) * config.epochs
+            model = compile_model(build_model(config.arch), config.optimizer, config.learning_rate,
+                                  decay_steps=steps if config.lr_schedule == "cosine" else None)
     atomic.write_json(run_dir / "config.json", {**dataclasses.asdict(config),
                                                 "edgedigits_version": __version__})
     log(f"run directory: {run_dir}")
     log(f"training on {device}; data {data.name} {data.sizes()}")
+    if dist.replicas > 1 or config.strategy != "auto":
+        log(f"strategy {dist.description}; global batch {global_batch} = {config.batch_size} per replica "
+            f"x {dist.replicas}")
 
     started = time.perf_counter()
-    interrupted = _fit(model, data, config, run_dir, history, log)
+    interrupted = _fit(model, data, config, run_dir, history, log, dist)
     train_seconds = time.perf_counter() - started
     if not history:
         raise EdgeDigitsError(f"interrupted before the first epoch finished; {run_dir} holds no model")
@@ -165,16 +181,19 @@ def train(config: TrainConfig, resume: Path | None = None,
     best = _load_keras(run_dir / "checkpoint.keras")  # best val_loss across the whole run
     with atomic.atomic_path(run_dir / "model.keras") as tmp:
         best.save(tmp)
-    metrics = _final_metrics(best, data, history, device, train_seconds, interrupted)
+    where = device if dist.replicas == 1 else f"{device}; {dist.description}"
+    metrics = _final_metrics(best, data, history, where, train_seconds, interrupted)
     _write_reports(run_dir, history, metrics)
-    return TrainResult(run_dir, metrics, interrupted)
+    if not dist.chief:  # its copy of the run is the chief's; only the chief's stays
+        shutil.rmtree(run_dir.parent, ignore_errors=True)
+    return TrainResult(run_dir, metrics, interrupted, dist.chief)
 
 
 # ----------------------------------------------------------------------------- the loop
 
 
 def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
-         history: list[dict[str, float]], log: Callable[[str], None]) -> bool:
+         history: list[dict[str, float]], log: Callable[[str], None], dist: Distribution) -> bool:
     """Run epochs with the seed's callbacks; return True when stopped by Ctrl-C."""
     keras = import_keras("training")
     tf = import_tf("training")
@@ -189,7 +208,8 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
     )
     run_epoch = _epoch_function(model, tf.constant(data.x_train),
                                 tf.constant(data.y_train.astype(np.int32)), config.shift,
-                                config.augment, config.arch, round(config.outliers * config.batch_size))
+                                config.augment, config.arch, round(config.outliers * config.batch_size),
+                                dist.strategy if dist.replicas > 1 else None)
     rng = np.random.default_rng(config.seed + len(history))
     first = len(history)
     model.stop_training = False
@@ -198,11 +218,11 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
         for epoch in range(first, first + config.epochs):
             callbacks.on_epoch_begin(epoch)
             t0 = time.perf_counter()
-            batches = _shuffled_batches(rng, len(data.y_train), config.batch_size)  # [steps, B]
+            # [steps, global batch]: every worker draws the same, each replica takes its slice
+            batches = _shuffled_batches(rng, len(data.y_train), config.batch_size * dist.replicas)
             loss_sum, correct = run_epoch(tf.constant(batches), tf.constant(epoch + config.seed))
             n_seen = batches.size
-            val = classification_report(data.y_valid, model.predict(data.x_valid, batch_size=1024,
-                                                                    verbose=0))
+            val = classification_report(data.y_valid, _predict(model, data.x_valid))
             logs = {"loss": float(loss_sum) / len(batches), "accuracy": float(correct) / n_seen,
                     "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
             callbacks.on_epoch_end(epoch, logs)
@@ -230,8 +250,16 @@ def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int) -> np.n
     return np.concatenate([perm, extra]).astype(np.int32).reshape(steps, batch_size)
 
 
+def _predict(model: Any, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """Probabilities in batches of plain calls: the same under every tf.distribute strategy
+    (each worker reads its own copy of the weights), and no Keras predict-loop overhead."""
+    return np.concatenate([np.asarray(model(x[i:i + batch], training=False))
+                           for i in range(0, len(x), batch)]) if len(x) else np.zeros((0, 10), np.float32)
+
+
 def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none",
-                    arch: str = "mlp", outliers: int = 0) -> Callable[[Any, Any], tuple[Any, Any]]:
+                    arch: str = "mlp", outliers: int = 0,
+                    strategy: Any = None) -> Callable[[Any, Any], tuple[Any, Any]]:
     """One epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
 
     The plain MLP runs the whole epoch as one XLA-compiled loop; the CNN and any augmented run
@@ -242,16 +270,25 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
     "ink" every image is distorted like real pen strokes (augment.ink), seeded by (seed, step).
     With outliers > 0, that many non-digits (augment.non_digits) join each batch, their loss
     the cross-entropy to the uniform distribution, weighted 0.5 (Hendrycks et al., 2019).
+    With a multi-replica `strategy`, B is the global batch: each step runs through
+    strategy.run, each replica on its slice (see _distributed).
     """
     from edgedigits.augment import ink, non_digits
 
     keras = import_keras("training")
     tf = import_tf("training")
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-    optimizer = model.optimizer
-    weights = model.trainable_variables
+    # per-image losses, averaged here: Keras's own mean divides by the replicas under a
+    # tf.distribute strategy, and the replicas' share is applied explicitly below
+    per_image = keras.losses.SparseCategoricalCrossentropy(reduction=None)
 
-    def step(batch: Any, seed: Any, i: Any) -> tuple[Any, Any]:
+    def loss_fn(labels: Any, proba: Any) -> Any:
+        return tf.reduce_mean(per_image(labels, proba))
+
+    weights = model.trainable_variables
+    xla = not (arch == "cnn" or augment != "none" or outliers)
+
+    def gradients(batch: Any, seed: Any, i: Any, share: float = 1.0) -> tuple[Any, Any, Any]:
+        """(loss x share, # correct, gradients of loss x share) on one batch of indices."""
         xb = tf.gather(x, batch)  # (B, 28, 28)
         yb = tf.gather(y, batch)  # (B,)
         if shift:
@@ -270,11 +307,19 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
             else:
                 proba = model(xb, training=True)  # (B, 10)
                 loss = loss_fn(yb, proba)
-        optimizer.apply(tape.gradient(loss, weights), weights)
+            loss = loss * share
         hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(proba, 1, output_type=tf.int32), yb), tf.int32))
+        return loss, hits, tape.gradient(loss, weights)
+
+    if strategy is not None:
+        return _distributed(strategy, model, gradients, xla)
+
+    def step(batch: Any, seed: Any, i: Any) -> tuple[Any, Any]:
+        loss, hits, grads = gradients(batch, seed, i)
+        model.optimizer.apply(grads, weights)
         return loss, hits
 
-    if arch == "cnn" or augment != "none" or outliers:
+    if not xla:
         graph_step = tf.function(step, reduce_retracing=True)
 
         def run_steps(batches: Any, seed: Any) -> tuple[Any, Any]:
@@ -295,6 +340,39 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
         steps = tf.shape(batches)[0]
         _, loss_sum, correct = tf.while_loop(lambda i, *_: i < steps, body,
                                              (tf.constant(0), tf.constant(0.0), tf.constant(0)))
+        return loss_sum, correct
+
+    return run
+
+
+def _distributed(strategy: Any, model: Any, gradients: Callable[..., tuple[Any, Any, Any]],
+                 xla: bool) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """The epoch loop under a multi-replica strategy. Each step goes through strategy.run:
+    replica r takes slice r of the global batch (its own augmentation seed), computes its
+    gradients of loss / replicas (XLA-compiled for the plain MLP: XLA cannot span devices,
+    so the compiled part is one replica's forward and backward), and the optimizer sums the
+    replicas' gradients: one step equals a one-device step on the global batch. Loss and hits
+    are summed across replicas."""
+    tf = import_tf("training")
+    replicas = strategy.num_replicas_in_sync
+    weights = model.trainable_variables
+    compute = tf.function(gradients, jit_compile=True, reduce_retracing=True) if xla else gradients
+
+    def replica_step(batch: Any, seed: Any, i: Any) -> tuple[Any, Any]:
+        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
+        per = tf.shape(batch)[0] // replicas
+        loss, hits, grads = compute(batch[rid * per:(rid + 1) * per], seed, i * replicas + rid,
+                                    1.0 / replicas)
+        model.optimizer.apply(grads, weights)
+        return loss, hits
+
+    @tf.function(reduce_retracing=True)
+    def run(batches: Any, seed: Any) -> tuple[Any, Any]:
+        loss_sum, correct = tf.constant(0.0), tf.constant(0)
+        for i in tf.range(tf.shape(batches)[0]):
+            loss, hits = strategy.run(replica_step, args=(batches[i], seed, i))
+            loss_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+            correct += strategy.reduce(tf.distribute.ReduceOp.SUM, hits, axis=None)
         return loss_sum, correct
 
     return run
@@ -328,7 +406,9 @@ def _load_keras(path: Path) -> Any:
     return load_keras_model(path)
 
 
-def _open_resume(run_dir: Path, epochs: int, device: str) -> tuple[Path, TrainConfig, list]:
+def _open_resume(run_dir: Path, asked: TrainConfig) -> tuple[Path, TrainConfig, list]:
+    """The saved run's settings, with this invocation's epochs, device and strategy (the
+    machine may have changed), and its history."""
     atomic.clean_stale(run_dir)  # orphans of a run that was killed mid-write
     if not (run_dir / "checkpoint.keras").is_file():
         raise EdgeDigitsError(
@@ -341,7 +421,8 @@ def _open_resume(run_dir: Path, epochs: int, device: str) -> tuple[Path, TrainCo
         config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
     except (OSError, ValueError, TypeError) as exc:
         raise EdgeDigitsError(f"--resume {run_dir}: unreadable config.json ({exc})") from exc
-    config.epochs, config.device = epochs, device
+    config.epochs, config.device = asked.epochs, asked.device
+    config.strategy, config.devices = asked.strategy, asked.devices
     try:
         config.validate()
     except EdgeDigitsError as exc:  # the saved settings themselves are bad
@@ -373,8 +454,7 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
 
 def _final_metrics(model: Any, data: Dataset, history: list[dict[str, float]], device: str,
                    train_seconds: float, interrupted: bool) -> dict[str, Any]:
-    report = classification_report(data.y_test, model.predict(data.x_test, batch_size=1024,
-                                                              verbose=0))
+    report = classification_report(data.y_test, _predict(model, data.x_test))
     best = min(history, key=lambda r: r["val_loss"])
     return {
         "test_accuracy": report["accuracy"],
