@@ -82,12 +82,15 @@ def test_train_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
                                   out=r"{tmp_path}/" + name), log=lambda _: None)
             out[name] = {{"acc": r.metrics["test_accuracy"], "device": r.metrics["device"],
                          "files": sorted(p.name for p in r.run_dir.iterdir())}}
+        resumed = train(TrainConfig(epochs=1, strategy="mirrored"), resume=r.run_dir, log=lambda _: None)
+        out["resumed_epochs"] = resumed.metrics["epochs_run"]
         print(json.dumps(out))
     """)
     one, mirrored = result["one"], result["mirrored"]
     assert "mirrored over 2 device(s)" in mirrored["device"]
     assert abs(one["acc"] - mirrored["acc"]) <= 0.01 and mirrored["acc"] > 0.85
     assert {"model.keras", "checkpoint.keras", "metrics.json", "history.csv"} <= set(mirrored["files"])
+    assert result["resumed_epochs"] == 7  # --resume under the strategy: one epoch more
 
 
 def _free_ports(n: int) -> list[int]:
