@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         optimizer=args.optimizer, learning_rate=args.learning_rate, seed=args.seed,
         out=args.out, device=args.device, shift=args.shift, augment=args.augment, arch=args.arch,
         outliers=args.outliers, patience=args.patience, lr_schedule=args.lr_schedule,
-        strategy=args.strategy, devices=args.devices or "",
+        strategy=args.strategy, devices=args.devices or "", init=args.init or "",
     )
     result = train(config, resume=Path(args.resume) if args.resume else None)
     m = result.metrics
@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute: mirrored over every GPU (or --devices), multiworker from "
                    "TF_CONFIG; auto: mirrored when 2+ GPUs are visible (default auto). "
                    "--batch-size is per replica")
+    p.add_argument("--init", metavar="MODEL.keras",
+                   help="start from this model's weights (fine-tuning; same --arch), with a fresh optimizer")
     p.add_argument("--devices", metavar="LIST",
                    help="mirrored over these devices, e.g. GPU:0,GPU:1 (default: every GPU)")
     p.set_defaults(func=cmd_train)

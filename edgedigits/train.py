@@ -54,6 +54,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu" or "gpu"
     strategy: str = "auto"  # tf.distribute: "auto", "one", "mirrored", "multiworker" (distribute.py)
     devices: str = ""  # mirrored over these (comma-separated, e.g. "GPU:0,GPU:1"); "" = every GPU
+    init: str = ""  # start from this .keras model's weights (fine-tuning); "" = fresh weights
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -162,7 +163,10 @@ def train(config: TrainConfig, resume: Path | None = None,
             out = Path(config.out) if dist.chief else Path(tempfile.mkdtemp(prefix="edgedigits-worker-"))
             run_dir = new_run_dir(out)
             steps = -(-len(data.y_train) // global_batch) * config.epochs
-            model = compile_model(build_model(config.arch), config.optimizer, config.learning_rate,
+            model = build_model(config.arch)
+            if config.init:
+                _start_from(model, Path(config.init), config.arch)
+            model = compile_model(model, config.optimizer, config.learning_rate,
                                   decay_steps=steps if config.lr_schedule == "cosine" else None)
     atomic.write_json(run_dir / "config.json", {**dataclasses.asdict(config),
                                                 "edgedigits_version": __version__})
@@ -404,6 +408,15 @@ def _load_keras(path: Path) -> Any:
     from edgedigits.keras_io import load_keras_model
 
     return load_keras_model(path)
+
+
+def _start_from(model: Any, path: Path, arch: str) -> None:
+    """Copy a trained model's weights into `model` (same architecture); the optimizer starts fresh."""
+    source = _load_keras(path)
+    if source.name != model.name or [w.shape for w in source.weights] != [w.shape for w in model.weights]:
+        raise EdgeDigitsError(f"--init {path}: a {source.name} model, not --arch {arch}'s {model.name}; "
+                              "pass the --arch it was trained with")
+    model.set_weights(source.get_weights())
 
 
 def _open_resume(run_dir: Path, asked: TrainConfig) -> tuple[Path, TrainConfig, list]:

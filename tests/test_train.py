@@ -127,3 +127,21 @@ def test_resume_of_a_corrupt_run_is_one_line(trained_run, tmp_path, damage):
     assert_one_line_error(run_cli("train", "--resume", str(run), "--epochs", "1"),
                           "history.csv" if damage == "history" else "config.json")
     assert {p.name: p.stat().st_mtime for p in run.iterdir()} == before
+
+
+def test_init_fine_tunes_from_a_trained_model(trained_run, tmp_path):
+    """--init starts from the model's weights (its first epoch is already well trained, at a
+    small learning rate) and refuses a model of another architecture in one line."""
+    from edgedigits.errors import EdgeDigitsError
+
+    source = trained_run / "model.keras"
+    result = train(TrainConfig(data="mnist-5k", epochs=1, init=str(source), learning_rate=0.001,
+                               out=str(tmp_path / "ft")), log=lambda _: None)
+    before = json.loads((trained_run / "metrics.json").read_text())["test_accuracy"]
+    assert result.metrics["test_accuracy"] >= before - 0.02
+    fresh = train(TrainConfig(data="mnist-5k", epochs=1, learning_rate=0.001, out=str(tmp_path / "fresh")),
+                  log=lambda _: None)
+    assert result.metrics["test_accuracy"] > fresh.metrics["test_accuracy"] + 0.1
+    with pytest.raises(EdgeDigitsError, match="pass the --arch it was trained with"):
+        train(TrainConfig(data="mnist-5k", epochs=1, arch="cnn", init=str(source), out=str(tmp_path / "x")),
+              log=lambda _: None)
