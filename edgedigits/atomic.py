@@ -36,9 +36,12 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.filename and Path(exc.filename).name == tmp.name:
+            # name the file the user knows (checkpoint.keras), not the temp file that is gone
+            raise OSError(exc.errno, exc.strerror, str(final)) from exc
         raise
 
 

@@ -386,3 +386,44 @@ def test_images_declaring_too_many_pixels_are_refused_before_decoding(tmp_path, 
     records = _jsonl(out)
     assert "400 megapixels" in records[0]["error"] and len(records[1]["digits"]) >= 7
     assert main(["camera", "--source", str(folder / "b.png"), "--headless", "--max-pixels", "1000"]) == 1
+
+
+def test_a_run_that_fails_keeps_the_good_outputs_and_names_what_it_wrote(tmp_path, frames_with_truth,
+                                                                        monkeypatch, capsys):
+    """The disk fills at the third page: the previous complete JSONL and video stay as they
+    were; the two pages this run read are kept beside them, under the names the error gives."""
+    import errno
+
+    import edgedigits.camera.loop as loop
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    for i, (frame, _) in enumerate(frames_with_truth):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
+    out, video = tmp_path / "f.jsonl", tmp_path / "v.avi"
+    argv = ["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out),
+            "--output-video", str(video)]
+    assert main(argv) == 0
+    good_jsonl, good_video = out.read_bytes(), video.read_bytes()
+    calls = []
+    real = loop.process_frame
+
+    def fills_the_disk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "process_frame", fills_the_disk)
+    capsys.readouterr()
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    partial_jsonl, partial_video = tmp_path / "f.partial.jsonl", tmp_path / "v.partial.avi"
+    assert "No space left on device" in line and str(partial_jsonl) in line and str(partial_video) in line
+    assert out.read_bytes() == good_jsonl and video.read_bytes() == good_video
+    assert [r["frame"] for r in _jsonl(partial_jsonl)] == [0, 1]
+    assert [r["digits"] for r in _jsonl(partial_jsonl)] == [r["digits"] for r in _jsonl(out)[:2]]
+    cap = cv2.VideoCapture(str(partial_video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    cap.release()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]

@@ -114,6 +114,50 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
     assert "r.json: No space left on device" in line
 
 
+def _with_a_full_disk(patch: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh process where `patch` (Python) makes a write fail with ENOSPC."""
+    script = "\n".join(["import errno, pathlib, edgedigits.cli as c", patch,
+                        f"raise SystemExit(c.main({argv!r}))"])
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_is_one_line(tmp_path):
+    """The disk fills when the first checkpoint is saved: one line naming the file and the cause."""
+    patch = "\n".join([
+        "from edgedigits._tf import import_keras",
+        "keras = import_keras('the test')",
+        "def full(self, path, *a, **k):",
+        "    raise OSError(errno.ENOSPC, 'No space left on device', str(path))",
+        "keras.Model.save = full"])
+    proc = _with_a_full_disk(patch, ["train", "--data", "mnist-5k", "--epochs", "2", "--out", str(tmp_path)])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert line.endswith("checkpoint.keras: No space left on device; free space or choose another output "
+                          "path (files written before are intact)")
+    assert f"{tmp_path}/" in line and ".tmp-" not in line
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_export_keeps_the_previous_exports(trained_run, tmp_path):
+    out = tmp_path / "exports"
+    assert main(["export", str(trained_run), "--format", "onnx", "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    patch = "\n".join([
+        "real = pathlib.Path.write_bytes",
+        "def full(self, data):",
+        "    if self.suffix == '.onnx' and self.name.startswith('.tmp-'):",
+        "        raise OSError(errno.ENOSPC, 'No space left on device', str(self))",
+        "    return real(self, data)",
+        "pathlib.Path.write_bytes = full"])
+    proc = _with_a_full_disk(patch, ["export", str(trained_run), "--format", "onnx", "--out", str(out)])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "No space left on device" in line and "model.onnx" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # parity.json included
+
+
 @pytest.mark.parametrize("argv,flag", [
     (["eval", "__MODEL__", "--data", "mnist-5k", "--json", "__BLOCKED__/r.json"], "--json"),
     (["bench", "--markdown", "__BLOCKED__/b.md", "--batch-sizes", "1"], "--markdown"),

@@ -121,12 +121,18 @@ def test_failed_parity_keeps_previous_file(trained_run, tmp_path, monkeypatch):
                  log=lambda _: None)
     good = (tmp_path / "model.onnx").read_bytes()
     monkeypatch.setitem(parity.TOLERANCES, "none", {"max_abs_diff": 0.0, "min_agreement": 1.0})
-    with pytest.raises(EdgeDigitsError, match="disagreed"):
+    with pytest.raises(EdgeDigitsError, match="disagreed") as error:
         export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
                      log=lambda _: None)
     assert (tmp_path / "model.onnx").read_bytes() == good
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
-    assert json.loads((tmp_path / "parity.json").read_text())["rows"][0]["passed"] is False
+    # the failed file is kept beside the good one, under the name the error gives, and
+    # parity.json describes both files on disk
+    kept = tmp_path / "model.failed.onnx"
+    assert str(kept) in str(error.value) and load_classifier(kept).predict_proba(np.zeros((1, 28, 28))).shape
+    rows = {r["file"]: r for r in json.loads((tmp_path / "parity.json").read_text())["rows"]}
+    assert rows["model.failed.onnx"]["passed"] is False
+    assert rows["model.onnx"]["passed"] is True and rows["model.onnx"]["from_earlier_export"] is True
 
 
 def test_select_variants():

@@ -23,7 +23,7 @@ from edgedigits.atomic import check_writable, is_stream, open_stream, temp_name
 from edgedigits.camera.read import read_digits
 from edgedigits.camera.segment import SegmentConfig, group_numbers
 from edgedigits.camera.sources import MAX_PIXELS, Source, open_source
-from edgedigits.errors import EdgeDigitsError
+from edgedigits.errors import EdgeDigitsError, first_line
 
 WINDOW = "edgedigits camera (q or Esc quits)"
 
@@ -200,10 +200,12 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
     frames = 0
     failed = quit_key = False  # how the loop ended, when not by the source or --max-frames
     fps = previous = 0.0
-    with contextlib.ExitStack() as stack:
+    partials: list[Path] = []  # what a failed run wrote, kept beside the untouched outputs
+    with _naming_partials(partials), contextlib.ExitStack() as stack:
         stack.callback(source.close)
-        jsonl = stack.enter_context(_atomic_lines(config.output_jsonl)) if config.output_jsonl else None
-        video = _VideoOut(config.output_video, source.fps) if config.output_video else None
+        jsonl = (stack.enter_context(_atomic_lines(config.output_jsonl, partials))
+                 if config.output_jsonl else None)
+        video = _VideoOut(config.output_video, source.fps, partials) if config.output_video else None
         if video:
             stack.push(video.finish)
         show = not config.headless
@@ -258,6 +260,23 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
             "device": classifier.device, "jsonl": config.output_jsonl, "video": config.output_video}
 
 
+@contextlib.contextmanager
+def _naming_partials(partials: list[Path]) -> Iterator[None]:
+    """A run that fails after writing output ends in one line naming the partial files."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if not partials:
+            raise
+        cause = (f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror
+                 else first_line(exc))
+        kept = ", ".join(str(p) for p in partials)
+        raise EdgeDigitsError(f"{cause}; the earlier outputs are unchanged, what this run wrote "
+                              f"before it failed is in {kept}") from exc
+
+
 def display_available() -> bool:
     """Can a window open here? On Linux, only with an X or Wayland display (or a Qt platform
     chosen by QT_QPA_PLATFORM); without one OpenCV's Qt aborts the process with no message."""
@@ -280,10 +299,26 @@ def _record(index: int, result: dict[str, Any], source: str | None = None) -> di
     return record
 
 
+def partial_name(final: Path) -> Path:
+    """Where a failed run's output goes, beside the untouched final file: c.partial.jsonl."""
+    return final.with_name(f"{final.stem}.partial{final.suffix}")
+
+
+def _settle(tmp: Path, final: Path, failed: BaseException | None, partials: list[Path]) -> None:
+    """A complete or interrupted run (Ctrl-C, SIGTERM, SIGHUP) moves its output into place;
+    a failed one keeps it beside the final file, which stays as it was."""
+    if failed is None or isinstance(failed, KeyboardInterrupt):
+        os.replace(tmp, final)
+    else:
+        os.replace(tmp, partial_name(final))
+        partials.append(partial_name(final))
+
+
 @contextlib.contextmanager
-def _atomic_lines(path: str) -> Iterator[Any]:
-    """Write lines to a temp file; on ANY exit (even Ctrl-C) move it, complete, into place.
-    A stream ('-', a FIFO, a device) is written in place instead."""
+def _atomic_lines(path: str, partials: list[Path]) -> Iterator[Any]:
+    """Write lines to a temp file; at the end, complete or interrupted, move it into place;
+    on a failure keep it as the partial file (`partials` gets its name). A stream ('-', a
+    FIFO, a device) is written in place instead."""
     if is_stream(path):  # '-', /dev/stdout, a FIFO...: each line goes out as it is written
         with open_stream(path) as fh:
             yield fh
@@ -295,16 +330,22 @@ def _atomic_lines(path: str) -> Iterator[Any]:
         fh = open(tmp, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
     except OSError as exc:
         raise EdgeDigitsError(f"--output-jsonl {path}: cannot write ({exc.strerror})") from exc
+    failed: BaseException | None = None
     try:
         yield fh
+    except BaseException as exc:
+        failed = exc
+        raise
     finally:
-        fh.close()
-        os.replace(tmp, final)  # every line in it was written whole
+        with contextlib.suppress(OSError):  # a full disk may refuse the last buffered lines
+            fh.close()
+        _settle(tmp, final, failed, partials)
 
 
 class _VideoOut:
-    def __init__(self, path: str, fps: float) -> None:
+    def __init__(self, path: str, fps: float, partials: list[Path]) -> None:
         self.final = Path(path)
+        self.partials = partials
         self.tmp = self.final.with_name(temp_name(self.final.name))
         self.fps = max(1.0, min(fps, 60.0))
         self.writer: Any = None
@@ -323,11 +364,11 @@ class _VideoOut:
                                       "use .mp4 or .avi")
         self.writer.write(frame)
 
-    def finish(self, *exc_info: object) -> None:
+    def finish(self, exc_type: Any = None, exc: BaseException | None = None, tb: Any = None) -> None:
         if self.writer is not None:
             self.writer.release()
             if self.tmp.exists() and self.tmp.stat().st_size > 0:
-                os.replace(self.tmp, self.final)
+                _settle(self.tmp, self.final, exc, self.partials)
 
 
 def main_summary(summary: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ a passing file replaces the final name (so a FAIL never clobbers a good export).
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -157,8 +158,10 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
                     proba = predict_in_batches(load_classifier(tmp), data.x_test)
                     rows.append(compare(tmp, variant.filename, variant.quantization, proba,
                                         reference, data.y_test))
-                    if not rows[-1].passed:
-                        raise _Rejected  # the temp file goes; a previous good file stays
+                    if not rows[-1].passed:  # a previous good file stays; this one is kept beside it
+                        rows[-1].file = failed_name(variant.filename)
+                        os.replace(tmp, out / rows[-1].file)
+                        raise _Rejected
             except _Rejected:
                 pass
             # after every variant, so an interrupted export leaves a report of the files on disk
@@ -168,14 +171,21 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     log(f"parity report: {out / 'parity.json'}")
     failed = [r.file for r in rows if not r.passed]
     if failed:
-        raise ParityError(f"{', '.join(failed)} disagreed with the Keras model beyond tolerance "
-                          f"(see {out / 'parity.json'}); nothing was written under those names")
+        raise ParityError(f"disagreed with the Keras model beyond tolerance (see {out / 'parity.json'}): "
+                          f"kept as {', '.join(str(out / f) for f in failed)} for inspection; the files "
+                          "under the final names are unchanged")
     if config.triton:
         exported = out / EXPORTERS[config.variants[0]].filename
         config_file = triton.write_repository(out / "triton", exported, load_classifier(exported).metadata())
         log(f"Triton model repository: {config_file.parent.parent} "
             f"(serve: tritonserver --model-repository {config_file.parent.parent})")
     return rows
+
+
+def failed_name(filename: str) -> str:
+    """Where a variant that failed parity is kept: model.onnx -> model.failed.onnx."""
+    path = Path(filename)
+    return f"{path.stem}.failed{path.suffix}"
 
 
 class _Rejected(Exception):
