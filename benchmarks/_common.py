@@ -37,7 +37,9 @@ def save(name: str, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     lines = [f"# {name}", "", "| target | measured | bound | result |", "|---|---:|---|---|"]
     for t in payload["targets"]:
-        lines.append(f"| {t['name']} | {t['value']:.4g}{t['unit']} | {t['target']}{t['unit']} | "
-                     f"{'PASS' if t['pass'] else 'FAIL'} |")
+        lines.append(
+            f"| {t['name']} | {t['value']:.4g}{t['unit']} | {t['target']}{t['unit']} | "
+            f"{'PASS' if t['pass'] else 'FAIL'} |"
+        )
     (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {path}", file=sys.stderr)

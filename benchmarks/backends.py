@@ -30,8 +30,11 @@ from edgedigits.bench import BenchConfig, run_bench, to_markdown, write_outputs 
 
 
 def p50(report, backend, batch, threads=1):
-    (row,) = [r for r in report["rows"] if r["backend"] == backend and r["batch"] == batch
-              and r["threads"] == threads]
+    (row,) = [
+        r
+        for r in report["rows"]
+        if r["backend"] == backend and r["batch"] == batch and r["threads"] == threads
+    ]
     return row
 
 
@@ -58,11 +61,16 @@ def main() -> None:
     parser.add_argument("--run", required=True)
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()
-    report = run_bench(BenchConfig(model_dir=args.run, batch_sizes=[1, 32, 1024], threads=[1, 2],
-                                   seconds=args.seconds))
+    report = run_bench(
+        BenchConfig(model_dir=args.run, batch_sizes=[1, 32, 1024], threads=[1, 2], seconds=args.seconds)
+    )
     RESULTS.mkdir(exist_ok=True)
-    write_outputs(report, str(RESULTS / "backends_table.json"), str(RESULTS / "backends_table.md"),
-                  str(RESULTS / "backends_table.png"))
+    write_outputs(
+        report,
+        str(RESULTS / "backends_table.json"),
+        str(RESULTS / "backends_table.md"),
+        str(RESULTS / "backends_table.png"),
+    )
     print(to_markdown(report))
 
     predict = p50(report, "keras.predict", 1)["p50_us"]
@@ -80,14 +88,27 @@ def main() -> None:
     image = Path(tempfile.mkdtemp()) / "page.png"
     cv2.imwrite(str(image), next(demo_frames(1))[0])
     out = image.with_suffix(".jsonl")
-    wall, rss, rc, err = peak_rss_of([sys.executable, "-m", "edgedigits.cli", "camera", "--source",
-                                      str(image), "--headless", "--output-jsonl", str(out)])
+    wall, rss, rc, err = peak_rss_of(
+        [
+            sys.executable,
+            "-m",
+            "edgedigits.cli",
+            "camera",
+            "--source",
+            str(image),
+            "--headless",
+            "--output-jsonl",
+            str(out),
+        ]
+    )
     if rc != 0:
         sys.exit(f"camera failed: {err.strip()}")
     digits = len(json.loads(out.read_text())["digits"])
     print(f"info  camera on one image found {digits} digits")
-    targets += [target("camera on one image: process start to output", wall, "<=", 1.5, " s"),
-                target("camera on one image: peak RSS", rss, "<=", 150, " MB")]
+    targets += [
+        target("camera on one image: process start to output", wall, "<=", 1.5, " s"),
+        target("camera on one image: peak RSS", rss, "<=", 150, " MB"),
+    ]
     save("backends", {"run": args.run, "machine": report["machine"], "targets": targets})
 
 

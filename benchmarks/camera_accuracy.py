@@ -101,19 +101,31 @@ def main() -> None:
     rng = np.random.default_rng(123)
     targets = []
     det, cor, fal = webcam_frames(clf, x, y, args.frames, rng)
-    targets += [target("webcam frames: digits detected", det, ">=", 0.97),
-                target("webcam frames: digits correctly labelled", cor, ">=", 0.95),
-                target("webcam frames: false detections per digit", fal, "<=", 0.02)]
+    targets += [
+        target("webcam frames: digits detected", det, ">=", 0.97),
+        target("webcam frames: digits correctly labelled", cor, ">=", 0.95),
+        target("webcam frames: false detections per digit", fal, "<=", 0.02),
+    ]
     original, pasted = fidelity(clf, x[:2000], y[:2000], rng)
     print(f"info  original 28x28 accuracy {original:.4f}, pasted 20-120 px {pasted:.4f}")
-    targets.append(target("normalisation fidelity: accuracy drop (points)", 100 * (original - pasted),
-                          "<=", 1.0))
+    targets.append(
+        target("normalisation fidelity: accuracy drop (points)", 100 * (original - pasted), "<=", 1.0)
+    )
     stages, n = speed(clf, x, y, rng)
     print("info  median ms per stage: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
-    targets.append(target(f"640x480 frame with {n} digits, one core: median total", stages["total"],
-                          "<=", 3.0, " ms"))
-    save("camera_accuracy", {"model": args.model, "data": data.name, "frames": args.frames,
-                             "stages_ms": stages, "targets": targets})
+    targets.append(
+        target(f"640x480 frame with {n} digits, one core: median total", stages["total"], "<=", 3.0, " ms")
+    )
+    save(
+        "camera_accuracy",
+        {
+            "model": args.model,
+            "data": data.name,
+            "frames": args.frames,
+            "stages_ms": stages,
+            "targets": targets,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -77,13 +77,23 @@ def _totals(scored, threshold) -> tuple[int, int, int]:
 
 def _report(name, curve, slowest, shape) -> dict:
     total, right, false = curve[CameraConfig().min_confidence]
-    row = {"set": name, "digits": total, "correct": right, "correct_rate": right / max(total, 1),
-           "false_per_digit": false / max(total, 1), "slowest_ms": slowest,
-           "slowest_frame": f"{shape[0]}x{shape[1]}" if shape else "",
-           "curve": {str(t): {"correct_rate": r / max(n, 1), "false_per_digit": f / max(n, 1)}
-                     for t, (n, r, f) in curve.items()}}
-    print(f"{name:14s} correctly labelled {right}/{total} = {row['correct_rate']:.3f}  "
-          f"false/digit {row['false_per_digit']:.3f}  slowest {slowest:.1f} ms ({row['slowest_frame']})")
+    row = {
+        "set": name,
+        "digits": total,
+        "correct": right,
+        "correct_rate": right / max(total, 1),
+        "false_per_digit": false / max(total, 1),
+        "slowest_ms": slowest,
+        "slowest_frame": f"{shape[0]}x{shape[1]}" if shape else "",
+        "curve": {
+            str(t): {"correct_rate": r / max(n, 1), "false_per_digit": f / max(n, 1)}
+            for t, (n, r, f) in curve.items()
+        },
+    }
+    print(
+        f"{name:14s} correctly labelled {right}/{total} = {row['correct_rate']:.3f}  "
+        f"false/digit {row['false_per_digit']:.3f}  slowest {slowest:.1f} ms ({row['slowest_frame']})"
+    )
     return row
 
 
@@ -99,14 +109,21 @@ def run_real(folder: Path, model: str) -> dict | None:
     with tempfile.TemporaryDirectory() as tmp:
         for page in pages:
             out = Path(tmp) / f"{page.stem}.jsonl"
-            run_camera(CameraConfig(model=model, source=str(page), headless=True, output_jsonl=str(out),
-                                    min_confidence=0.0), log=lambda _: None)
+            run_camera(
+                CameraConfig(
+                    model=model, source=str(page), headless=True, output_jsonl=str(out), min_confidence=0.0
+                ),
+                log=lambda _: None,
+            )
             records = [json.loads(line) for line in out.read_text().splitlines()]
             for t in THRESHOLDS:
                 cut = Path(tmp) / "cut.jsonl"
-                cut.write_text("".join(json.dumps({**r, "digits": [d for d in r["digits"]
-                                                                   if d["confidence"] >= t]}) + "\n"
-                                       for r in records))
+                cut.write_text(
+                    "".join(
+                        json.dumps({**r, "digits": [d for d in r["digits"] if d["confidence"] >= t]}) + "\n"
+                        for r in records
+                    )
+                )
                 n, r, f = _score_py(folder, page, cut)
                 curve[t] = [curve[t][0] + n, curve[t][1] + r, curve[t][2] + f]
                 if t == CameraConfig().min_confidence:
@@ -120,10 +137,15 @@ def run_real(folder: Path, model: str) -> dict | None:
 
 def _score_py(folder: Path, page: Path, jsonl: Path) -> tuple[int, int, int]:
     """(digits, correctly labelled, false detections) as ../shared/realdigits/score.py says."""
-    proc = subprocess.run([sys.executable, str(folder / "score.py"), str(page.with_suffix(".json")),
-                           str(jsonl)], capture_output=True, text=True, check=False)
-    got = re.search(r"correctly labelled (\d+)/(\d+) = [\d.]+ \(need [^)]*\), false/digit ([\d.]+)",
-                    proc.stdout)
+    proc = subprocess.run(
+        [sys.executable, str(folder / "score.py"), str(page.with_suffix(".json")), str(jsonl)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    got = re.search(
+        r"correctly labelled (\d+)/(\d+) = [\d.]+ \(need [^)]*\), false/digit ([\d.]+)", proc.stdout
+    )
     if not got:
         raise SystemExit(f"score.py said something unexpected: {proc.stdout}{proc.stderr}")
     return int(got[2]), int(got[1]), round(float(got[3]) * int(got[2]))
@@ -146,8 +168,9 @@ def _timed(frame, clf) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=str(bundled_model()))
     parser.add_argument("--data", default=str(SHARED_MNIST) if SHARED_MNIST.exists() else None)
     parser.add_argument("--pages", type=int, default=20, help="synthetic pages per kind (default 20)")
@@ -169,43 +192,68 @@ def main() -> None:
     if real:
         rows.append(real)
     rng = np.random.default_rng(2026)
-    rows.append(run_synthetic("webcam", (scattered_frame(*_pick(x, y, rng, 10), rng)
-                                         for _ in range(args.pages)), clf))
+    rows.append(
+        run_synthetic("webcam", (scattered_frame(*_pick(x, y, rng, 10), rng) for _ in range(args.pages)), clf)
+    )
     for kind, make in synth_pages.KINDS.items():
         rows.append(run_synthetic(kind, (make(x, y, rng) for _ in range(args.pages)), clf))
-    rows.append(run_synthetic("scene_video", synth_pages.scene_video(x, y, rng, n_frames=60), clf,
-                              video=True))
+    rows.append(
+        run_synthetic("scene_video", synth_pages.scene_video(x, y, rng, n_frames=60), clf, video=True)
+    )
     targets = []
     if real:
-        targets += [target("real pages: correctly labelled", real["correct_rate"], ">=", 0.90),
-                    target("real pages: false detections per digit", real["false_per_digit"], "<=", 0.03)]
+        targets += [
+            target("real pages: correctly labelled", real["correct_rate"], ">=", 0.90),
+            target("real pages: false detections per digit", real["false_per_digit"], "<=", 0.03),
+        ]
     for row in rows:
         if row["set"] != "real":
             name = row["set"]
-            targets += [target(f"{name}: correctly labelled", row["correct_rate"], ">=", 0.95),
-                        target(f"{name}: false detections per digit", row["false_per_digit"], "<=", 0.02)]
+            targets += [
+                target(f"{name}: correctly labelled", row["correct_rate"], ">=", 0.95),
+                target(f"{name}: false detections per digit", row["false_per_digit"], "<=", 0.02),
+            ]
     targets += time_bounds(x, y, clf, rng)
     print_curve(rows)
-    save("camera_real", {"machine": machine(), "model": args.model, "pages_per_kind": args.pages,
-                         "sets": rows, "targets": targets})
+    save(
+        "camera_real",
+        {
+            "machine": machine(),
+            "model": args.model,
+            "pages_per_kind": args.pages,
+            "sets": rows,
+            "targets": targets,
+        },
+    )
     (RESULTS / "camera_real_table.md").write_text(tables(rows, args.pages))
 
 
 def tables(rows, pages) -> str:
     """The README's tables: each set at the default --min-confidence, then the curve."""
     default = CameraConfig().min_confidence
-    lines = [f"Measured on {machine()}; {pages} synthetic pages per kind; segment + classify on one core.",
-             "", "| set | digits | correctly labelled | false detections per digit | slowest frame |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        f"Measured on {machine()}; {pages} synthetic pages per kind; segment + classify on one core.",
+        "",
+        "| set | digits | correctly labelled | false detections per digit | slowest frame |",
+        "|---|---:|---:|---:|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['set']} | {r['digits']} | {r['correct_rate']:.1%} | {r['false_per_digit']:.3f} | "
-                     f"{r['slowest_ms']:.1f} ms ({r['slowest_frame']}) |")
-    lines += ["", f"`--min-confidence` (default {default}): correctly labelled / false detections per digit",
-              "", "| set | " + " | ".join(str(t) for t in THRESHOLDS) + " |",
-              "|---|" + "---:|" * len(THRESHOLDS)]
+        lines.append(
+            f"| {r['set']} | {r['digits']} | {r['correct_rate']:.1%} | {r['false_per_digit']:.3f} | "
+            f"{r['slowest_ms']:.1f} ms ({r['slowest_frame']}) |"
+        )
+    lines += [
+        "",
+        f"`--min-confidence` (default {default}): correctly labelled / false detections per digit",
+        "",
+        "| set | " + " | ".join(str(t) for t in THRESHOLDS) + " |",
+        "|---|" + "---:|" * len(THRESHOLDS),
+    ]
     for r in rows:
-        cells = [f"{r['curve'][str(t)]['correct_rate']:.3f} / {r['curve'][str(t)]['false_per_digit']:.3f}"
-                 for t in THRESHOLDS]
+        cells = [
+            f"{r['curve'][str(t)]['correct_rate']:.3f} / {r['curve'][str(t)]['false_per_digit']:.3f}"
+            for t in THRESHOLDS
+        ]
         lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -215,8 +263,10 @@ def print_curve(rows) -> None:
     print("\n--min-confidence: correctly labelled / false per digit")
     print(f"{'set':14s} " + " ".join(f"{t:>12}" for t in THRESHOLDS))
     for row in rows:
-        cells = [f"{row['curve'][str(t)]['correct_rate']:.3f}/{row['curve'][str(t)]['false_per_digit']:.3f}"
-                 for t in THRESHOLDS]
+        cells = [
+            f"{row['curve'][str(t)]['correct_rate']:.3f}/{row['curve'][str(t)]['false_per_digit']:.3f}"
+            for t in THRESHOLDS
+        ]
         print(f"{row['set']:14s} " + " ".join(f"{c:>12}" for c in cells))
 
 
@@ -228,18 +278,22 @@ def _pick(x, y, rng, n):
 def time_bounds(x, y, clf, rng) -> list[dict]:
     """Point 4 of the issue: 1920x1080 worst cases <= 30 ms, an A4 scan <= 300 ms, the
     640x480 frame with 10 digits <= 3 ms (median), all segment + classify on one core."""
-    hd = [synth_pages.print_clutter(x, y, rng, scale=1920 / 1542)[0][:1080],
-          synth_pages.touching(x, y, rng, scale=2.25)[0],
-          synth_pages.border_band(x, y, rng, scale=2.25)[0],
-          scattered_frame(*_pick(x, y, rng, 40), rng, size=(1080, 1920))[0]]
+    hd = [
+        synth_pages.print_clutter(x, y, rng, scale=1920 / 1542)[0][:1080],
+        synth_pages.touching(x, y, rng, scale=2.25)[0],
+        synth_pages.border_band(x, y, rng, scale=2.25)[0],
+        scattered_frame(*_pick(x, y, rng, 40), rng, size=(1080, 1920))[0],
+    ]
     worst_hd, shape_hd = slowest_ms(hd, clf)
     a4, shape_a4 = slowest_ms([synth_pages.a4_scan(x, y, rng)[0] for _ in range(3)], clf)
     # many frames, not one: a frame whose wide digit the splitter must try costs a second batch
     frames = [scattered_frame(*_pick(x, y, rng, 10), rng)[0] for _ in range(50)]
     median = float(np.median([min(_timed(frame, clf) for _ in range(5)) for frame in frames]))
-    return [target(f"slowest frame up to 1920x1080 ({shape_hd})", worst_hd, "<=", 30.0, " ms"),
-            target(f"300-dpi A4 scan ({shape_a4})", a4, "<=", 300.0, " ms"),
-            target("640x480 frame with 10 digits: median of 50 frames", median, "<=", 3.0, " ms")]
+    return [
+        target(f"slowest frame up to 1920x1080 ({shape_hd})", worst_hd, "<=", 30.0, " ms"),
+        target(f"300-dpi A4 scan ({shape_a4})", a4, "<=", 300.0, " ms"),
+        target("640x480 frame with 10 digits: median of 50 frames", median, "<=", 3.0, " ms"),
+    ]
 
 
 if __name__ == "__main__":

@@ -92,8 +92,9 @@ def latency_us(clf) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data")
     parser.add_argument("--out", default="runs/choose_model")
     parser.add_argument("--only", action="append", choices=list(CANDIDATES))
@@ -115,44 +116,70 @@ def main() -> None:
         t10k = float((clf.predict(x_test / np.float32(255)) == y_test).mean())
         right, total = real_boxes(clf) if REAL.is_dir() else (0, 0)
         pages = camera_pages(clf, x_test[:9000], y_test[:9000], args.pages)
-        row = {"name": name, "run": str(run), "t10k": t10k, "real_boxes": right / max(total, 1),
-               "real_boxes_n": total, "camera_pages": pages, "latency_us": latency_us(clf),
-               "params": _params(run)}
+        row = {
+            "name": name,
+            "run": str(run),
+            "t10k": t10k,
+            "real_boxes": right / max(total, 1),
+            "real_boxes_n": total,
+            "camera_pages": pages,
+            "latency_us": latency_us(clf),
+            "params": _params(run),
+        }
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-        print(f"{name:18s} t10k {t10k:.4f}  real boxes {right}/{total}  camera pages "
-              f"{row['camera_pages']:.3f}  batch-1 {row['latency_us']:.1f} us")
+        print(
+            f"{name:18s} t10k {t10k:.4f}  real boxes {right}/{total}  camera pages "
+            f"{row['camera_pages']:.3f}  batch-1 {row['latency_us']:.1f} us"
+        )
         rows.append(row)
     best = max(rows, key=lambda r: (r["real_boxes"], r["camera_pages"], r["t10k"]))
     print(f"best: {best['name']} ({best['run']})")
     targets = []
     for row in rows:
         if row["name"] == best["name"]:
-            targets += [target(f"bundled ({row['name']}): MNIST t10k", row["t10k"], ">=", 0.993),
-                        target(f"bundled ({row['name']}): real digits from their boxes", row["real_boxes"],
-                               ">=", 0.98)]
+            targets += [
+                target(f"bundled ({row['name']}): MNIST t10k", row["t10k"], ">=", 0.993),
+                target(
+                    f"bundled ({row['name']}): real digits from their boxes", row["real_boxes"], ">=", 0.98
+                ),
+            ]
         if row["name"] == "mlp+ink":
             targets.append(target("ink-augmented seed MLP: MNIST t10k", row["t10k"], ">=", 0.985))
     mlp = next((r for r in rows if r["name"] == "mlp"), None)
     cnn = next((r for r in rows if r["name"].startswith("cnn")), None)
     if mlp and cnn:
-        targets.append(target("CNN / MLP batch-1 latency (onnxruntime, one thread)",
-                              cnn["latency_us"] / mlp["latency_us"], "<=", 3.0, "x"))
-    save("choose_model", {"machine": machine(), "data": data, "rows": rows, "best": best["name"],
-                          "targets": targets})
+        targets.append(
+            target(
+                "CNN / MLP batch-1 latency (onnxruntime, one thread)",
+                cnn["latency_us"] / mlp["latency_us"],
+                "<=",
+                3.0,
+                "x",
+            )
+        )
+    save(
+        "choose_model",
+        {"machine": machine(), "data": data, "rows": rows, "best": best["name"], "targets": targets},
+    )
     (RESULTS / "choose_model_table.md").write_text(table(rows, best["name"], args.pages))
 
 
 def table(rows, best, pages) -> str:
     """The README's table: every candidate on every measure, the bundled one marked."""
-    lines = [f"Measured on {machine()}; camera pages: {pages} synthetic pages of each of 4 kinds.", "",
-             "| candidate | parameters | MNIST t10k | real digits from their boxes | camera pages | "
-             "batch-1 latency |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Measured on {machine()}; camera pages: {pages} synthetic pages of each of 4 kinds.",
+        "",
+        "| candidate | parameters | MNIST t10k | real digits from their boxes | camera pages | "
+        "batch-1 latency |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         mark = " (bundled)" if r["name"] == best else ""
-        lines.append(f"| {r['name']}{mark} | {r['params']:,} | {r['t10k']:.2%} | {r['real_boxes']:.1%} "
-                     f"({round(r['real_boxes'] * r['real_boxes_n'])}/{r['real_boxes_n']}) | "
-                     f"{r['camera_pages']:.1%} | {r['latency_us']:.0f} us |")
+        lines.append(
+            f"| {r['name']}{mark} | {r['params']:,} | {r['t10k']:.2%} | {r['real_boxes']:.1%} "
+            f"({round(r['real_boxes'] * r['real_boxes_n'])}/{r['real_boxes_n']}) | "
+            f"{r['camera_pages']:.1%} | {r['latency_us']:.0f} us |"
+        )
     return "\n".join(lines) + "\n"
 
 

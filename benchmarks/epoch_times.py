@@ -20,8 +20,16 @@ CONFIGS = {
     "mlp (seed)": [],
     "mlp --augment ink": ["--augment", "ink"],
     "cnn": ["--arch", "cnn", "--optimizer", "adam"],
-    "cnn --augment ink --outliers 0.2": ["--arch", "cnn", "--optimizer", "adam", "--augment", "ink",
-                                         "--outliers", "0.2"],
+    "cnn --augment ink --outliers 0.2": [
+        "--arch",
+        "cnn",
+        "--optimizer",
+        "adam",
+        "--augment",
+        "ink",
+        "--outliers",
+        "0.2",
+    ],
 }
 
 
@@ -30,12 +38,32 @@ def main() -> None:
     parser.add_argument("--data")
     args = parser.parse_args()
     data = full_mnist(args.data)
-    lines = [f"Seconds per full-MNIST epoch (55,000 images, batch 32), the second of two epochs in a fresh "
-             f"process, on {machine()}:", "", "| training | epoch s |", "|---|---:|"]
+    lines = [
+        f"Seconds per full-MNIST epoch (55,000 images, batch 32), the second of two epochs in a fresh "
+        f"process, on {machine()}:",
+        "",
+        "| training | epoch s |",
+        "|---|---:|",
+    ]
     for name, flags in CONFIGS.items():
         with tempfile.TemporaryDirectory() as out:
-            subprocess.run([sys.executable, "-m", "edgedigits.cli", "train", "--data", data, "--epochs", "2",
-                            "--out", out, *flags], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "edgedigits.cli",
+                    "train",
+                    "--data",
+                    data,
+                    "--epochs",
+                    "2",
+                    "--out",
+                    out,
+                    *flags,
+                ],
+                check=True,
+                capture_output=True,
+            )
             history = next(Path(out).glob("*/history.csv"))
             with open(history, newline="") as fh:
                 seconds = [float(row["seconds"]) for row in csv.DictReader(fh)]

@@ -30,11 +30,15 @@ def main() -> None:
     else:
         from edgedigits.train import TrainConfig, train
 
-        run = train(TrainConfig(data=full_mnist(args.data), out=tempfile.mkdtemp()),
-                    log=lambda _: None).run_dir
+        run = train(
+            TrainConfig(data=full_mnist(args.data), out=tempfile.mkdtemp()), log=lambda _: None
+        ).run_dir
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "edgedigits.cli", "export", str(run), "--format", "all"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgedigits.cli", "export", str(run), "--format", "all"],
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     print(proc.stdout)
     if proc.returncode != 0:
@@ -43,14 +47,28 @@ def main() -> None:
     rows = {r["file"]: r for r in report["rows"]}
     f32, i8 = rows["model.onnx"], rows["model_int8.onnx"]
     targets = [
-        target("model_int8.onnx: times smaller than model.onnx", f32["size_kb"] / i8["size_kb"],
-               ">=", 3.5, "x"),
-        target("model_int8.onnx: accuracy drop vs model.onnx (points)",
-               100 * (f32["accuracy"] - i8["accuracy"]), "<=", 0.5),
+        target(
+            "model_int8.onnx: times smaller than model.onnx", f32["size_kb"] / i8["size_kb"], ">=", 3.5, "x"
+        ),
+        target(
+            "model_int8.onnx: accuracy drop vs model.onnx (points)",
+            100 * (f32["accuracy"] - i8["accuracy"]),
+            "<=",
+            0.5,
+        ),
         target("export --format all: wall time", wall, "<=", 30.0, " s"),
     ]
-    save("export_targets", {"run": str(run), "data": report["data"], "n_test": report["n_test"],
-                            "rows": report["rows"], "export_seconds": wall, "targets": targets})
+    save(
+        "export_targets",
+        {
+            "run": str(run),
+            "data": report["data"],
+            "n_test": report["n_test"],
+            "rows": report["rows"],
+            "export_seconds": wall,
+            "targets": targets,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,16 @@ def main() -> None:
         counts[name] = tally
         print(f"info  {name}: {args.cases} cases, {tally}")
         targets.append(target(f"{name}: harmful corruptions that loaded", tally["harmful"], "<=", 0))
-    save("fuzz_models", {"run": str(run), "data": data.name, "cases_per_file": args.cases,
-                         "counts": counts, "targets": targets})
+    save(
+        "fuzz_models",
+        {
+            "run": str(run),
+            "data": data.name,
+            "cases_per_file": args.cases,
+            "counts": counts,
+            "targets": targets,
+        },
+    )
 
 
 if __name__ == "__main__":

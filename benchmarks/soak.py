@@ -48,19 +48,32 @@ def main() -> None:
     n = parser.parse_args().frames
     out = Path(tempfile.mkdtemp()) / "soak.jsonl"
     source = Cycling(n)
-    summary = run_camera(CameraConfig(source="demo", headless=True, output_jsonl=str(out)),
-                         log=print, source=source)
+    summary = run_camera(
+        CameraConfig(source="demo", headless=True, output_jsonl=str(out)), log=print, source=source
+    )
     totals = np.array([json.loads(line)["ms"]["total"] for line in out.read_text().splitlines()])
     rss = dict(source.rss)
     growth = rss[max(rss)] - rss[1000]
     first, last = np.median(totals[1000:3000]), np.median(totals[-2000:])
-    print(f"info  {summary['frames']} frames; RSS {rss[1000]:.1f} -> {rss[max(rss)]:.1f} MB "
-          f"(peak {memory_mb():.1f}); median ms/frame {first:.2f} -> {last:.2f}")
-    targets = [target("frames processed", summary["frames"], ">=", n),
-               target("RSS growth after warm-up", growth, "<=", 10, " MB"),
-               target("per-frame time drift (last / first median)", last / first, "<=", 1.2, "x")]
-    save("soak", {"frames": n, "rss_mb": source.rss, "median_ms_first": first,
-                  "median_ms_last": last, "targets": targets})
+    print(
+        f"info  {summary['frames']} frames; RSS {rss[1000]:.1f} -> {rss[max(rss)]:.1f} MB "
+        f"(peak {memory_mb():.1f}); median ms/frame {first:.2f} -> {last:.2f}"
+    )
+    targets = [
+        target("frames processed", summary["frames"], ">=", n),
+        target("RSS growth after warm-up", growth, "<=", 10, " MB"),
+        target("per-frame time drift (last / first median)", last / first, "<=", 1.2, "x"),
+    ]
+    save(
+        "soak",
+        {
+            "frames": n,
+            "rss_mb": source.rss,
+            "median_ms_first": first,
+            "median_ms_last": last,
+            "targets": targets,
+        },
+    )
 
 
 if __name__ == "__main__":

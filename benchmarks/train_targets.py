@@ -31,16 +31,25 @@ def main() -> None:
     t0 = time.perf_counter()
     r = train(TrainConfig(data="mnist-5k", out=out), log=quiet)
     results["mnist-5k defaults"] = {**r.metrics, "wall_seconds": time.perf_counter() - t0}
-    targets.append(target("mnist-5k defaults: wall time (incl. data, report)",
-                          results["mnist-5k defaults"]["wall_seconds"], "<=", 120, " s"))
+    targets.append(
+        target(
+            "mnist-5k defaults: wall time (incl. data, report)",
+            results["mnist-5k defaults"]["wall_seconds"],
+            "<=",
+            120,
+            " s",
+        )
+    )
     targets.append(target("mnist-5k defaults: test accuracy", r.metrics["test_accuracy"], ">=", 0.92))
 
     r = train(TrainConfig(data=data, out=out), log=quiet)
     results["full defaults"] = r.metrics
-    targets.append(target("full MNIST defaults (SGD): test accuracy", r.metrics["test_accuracy"],
-                          ">=", 0.979))
-    targets.append(target("full MNIST epoch at batch 32 (median)", r.metrics["median_epoch_seconds"],
-                          "<=", 2.5, " s"))
+    targets.append(
+        target("full MNIST defaults (SGD): test accuracy", r.metrics["test_accuracy"], ">=", 0.979)
+    )
+    targets.append(
+        target("full MNIST epoch at batch 32 (median)", r.metrics["median_epoch_seconds"], "<=", 2.5, " s")
+    )
 
     r = train(TrainConfig(data=data, out=out, learning_rate=0.01), log=quiet)
     results["full seed lr 0.01"] = r.metrics
@@ -48,12 +57,10 @@ def main() -> None:
 
     r = train(TrainConfig(data=data, out=out, **ADAM_PRESET), log=quiet)
     results["full adam preset"] = r.metrics
-    targets.append(target("full MNIST Adam preset: test accuracy", r.metrics["test_accuracy"],
-                          ">=", 0.982))
+    targets.append(target("full MNIST Adam preset: test accuracy", r.metrics["test_accuracy"], ">=", 0.982))
     for v in results.values():
         v.pop("confusion_matrix", None)
-    save("train_targets", {"data": data, "adam_preset": ADAM_PRESET, "runs": results,
-                           "targets": targets})
+    save("train_targets", {"data": data, "adam_preset": ADAM_PRESET, "runs": results, "targets": targets})
 
 
 if __name__ == "__main__":

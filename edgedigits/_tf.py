@@ -38,4 +38,3 @@ def import_keras(what: str) -> ModuleType:
     except ImportError as exc:
         raise MissingExtraError(what) from exc
     return keras
-

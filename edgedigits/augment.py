@@ -18,11 +18,13 @@ AUGMENTS = ("none", "ink")
 def ink(x: Any, seed: Any) -> Any:
     """x float32 (B, 28, 28) in [0, 1], seed int32 [2] -> augmented (B, 28, 28) in [0, 1]."""
     import tensorflow as tf  # already loaded by training; import_tf inside a traced function upsets autograph
+
     b = tf.shape(x)[0]
 
     def uniform(k: int, shape: Any, lo: float, hi: float) -> Any:
-        return tf.random.stateless_uniform(shape, seed=seed + tf.constant([0, 7919]) * k,
-                                           minval=lo, maxval=hi)
+        return tf.random.stateless_uniform(
+            shape, seed=seed + tf.constant([0, 7919]) * k, minval=lo, maxval=hi
+        )
 
     angle = uniform(1, [b], -15.0, 15.0) * (math.pi / 180.0)
     shear = uniform(2, [b], -0.3, 0.3)
@@ -59,6 +61,7 @@ def ink(x: Any, seed: Any) -> Any:
 def _bilinear(x: Any, y: Any, xs: Any) -> Any:
     """Sample x (B, 28, 28) at float rows y and columns xs (B, 28, 28); outside is 0."""
     import tensorflow as tf  # already loaded by training; import_tf inside a traced function upsets autograph
+
     b = tf.shape(x)[0]
     flat = tf.reshape(x, [-1])
     base = (tf.range(b) * 784)[:, None, None]
@@ -71,8 +74,12 @@ def _bilinear(x: Any, y: Any, xs: Any) -> Any:
         idx = base + tf.clip_by_value(yi, 0, 27) * 28 + tf.clip_by_value(xi, 0, 27)
         return tf.where(inside, tf.gather(flat, idx), 0.0)
 
-    return ((1 - wy) * (1 - wx) * at(y0i, x0i) + (1 - wy) * wx * at(y0i, x0i + 1)
-            + wy * (1 - wx) * at(y0i + 1, x0i) + wy * wx * at(y0i + 1, x0i + 1))
+    return (
+        (1 - wy) * (1 - wx) * at(y0i, x0i)
+        + (1 - wy) * wx * at(y0i, x0i + 1)
+        + wy * (1 - wx) * at(y0i + 1, x0i)
+        + wy * wx * at(y0i + 1, x0i + 1)
+    )
 
 
 def non_digits(a: Any, b: Any, seed: Any) -> Any:
@@ -93,9 +100,12 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
     zoom = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 1]), minval=0.55, maxval=1.45)
     rise = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 2]), minval=-0.25, maxval=0.25)
     half = 0.5 / zoom
-    b = tf.image.crop_and_resize(b[..., None], tf.stack([0.5 - half + rise, 0.5 - half,
-                                                         0.5 + half + rise, 0.5 + half], axis=1),
-                                 tf.range(n), [28, 28])[..., 0]
+    b = tf.image.crop_and_resize(
+        b[..., None],
+        tf.stack([0.5 - half + rise, 0.5 - half, 0.5 + half + rise, 0.5 + half], axis=1),
+        tf.range(n),
+        [28, 28],
+    )[..., 0]
     # a at columns 0-27 of a (28, 56) canvas, b from column 28 - overlap
     cols = tf.range(56, dtype=tf.float32)[None, :]  # (1, 56)
     start = 28.0 - overlap[:, None]  # (N, 1)
@@ -109,7 +119,14 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
     last = 55.0 - tf.cast(tf.argmax(tf.cast(tf.reverse(ink_cols, [1]), tf.int32), axis=1), tf.float32)
     centre_x, centre_y = (first + last + 1) / 2, tf.fill([n], 14.0)
     side_px = tf.maximum(last - first + 1, 20.0) * 28.0 / 20.0
-    boxes = tf.stack([(centre_y - side_px / 2) / 27.0, (centre_x - side_px / 2) / 55.0,
-                      (centre_y + side_px / 2) / 27.0, (centre_x + side_px / 2) / 55.0], axis=1)
+    boxes = tf.stack(
+        [
+            (centre_y - side_px / 2) / 27.0,
+            (centre_x - side_px / 2) / 55.0,
+            (centre_y + side_px / 2) / 27.0,
+            (centre_x + side_px / 2) / 55.0,
+        ],
+        axis=1,
+    )
     out = tf.image.crop_and_resize(canvas[..., None], boxes, tf.range(n), [28, 28])
     return tf.clip_by_value(out[..., 0], 0.0, 1.0)

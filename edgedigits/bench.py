@@ -102,13 +102,15 @@ def backends(models: dict[str, Path], threads: int) -> dict[str, Callable[[], Pr
     cpu = ["CPUExecutionProvider"]
     for key, variant in EXPORTS.items():
         if key in models and (variant.format != "tflite" or _has("ai_edge_litert")):
-            out[key] = lambda key=key: load_classifier(models[key], threads=threads,
-                                                       providers=cpu).predict_proba
+            out[key] = lambda key=key: (
+                load_classifier(models[key], threads=threads, providers=cpu).predict_proba
+            )
     if "onnx" in models:
         out["onnx.bare"] = lambda: _bare_session(models["onnx"], threads)
         if _has_cuda():
-            out["onnx.cuda"] = lambda: load_classifier(
-                models["onnx"], providers=["CUDAExecutionProvider"]).predict_proba
+            out["onnx.cuda"] = lambda: (
+                load_classifier(models["onnx"], providers=["CUDAExecutionProvider"]).predict_proba
+            )
     return out
 
 
@@ -116,13 +118,13 @@ def skipped(models: dict[str, Path]) -> dict[str, str]:
     """Backends present as files but not measured here, and why."""
     out = {}
     if "keras" in models and not _has("tensorflow"):
-        out["keras"] = "model.keras needs TensorFlow (pip install \".[train]\")"
+        out["keras"] = 'model.keras needs TensorFlow (pip install ".[train]")'
     elif "keras" in models and not _is_seed_mlp(models["keras"]):
         out["numpy"] = "the numpy reference forward is the seed MLP's; this model is another"
     if not _has("ai_edge_litert"):
         for key in (k for k, v in EXPORTS.items() if v.format == "tflite"):
             if key in models:
-                out[key] = f"{models[key].name} needs LiteRT (pip install \".[tflite]\")"
+                out[key] = f'{models[key].name} needs LiteRT (pip install ".[tflite]")'
     return out
 
 
@@ -196,8 +198,9 @@ def _bare_session(path: Path, threads: int) -> Predict:
     return lambda x: session.run(None, {"image": x})
 
 
-def time_calls(fn: Predict, x: np.ndarray, seconds: float, warmup: int = 5,
-               max_calls: int = 20_000) -> np.ndarray:
+def time_calls(
+    fn: Predict, x: np.ndarray, seconds: float, warmup: int = 5, max_calls: int = 20_000
+) -> np.ndarray:
     """Per-call seconds after warm-up, for about `seconds` (at least 5 calls)."""
     for _ in range(warmup):
         fn(x)
@@ -210,8 +213,9 @@ def time_calls(fn: Predict, x: np.ndarray, seconds: float, warmup: int = 5,
     return np.asarray(times)
 
 
-def measure(name: str, fn: Predict, x: np.ndarray, threads: int, seconds: float,
-            macs: int | None = None) -> Row:
+def measure(
+    name: str, fn: Predict, x: np.ndarray, threads: int, seconds: float, macs: int | None = None
+) -> Row:
     t = time_calls(fn, x, seconds)
     p50, p90, p99 = np.percentile(t, [50, 90, 99])
     ops = 2 * macs * len(x) / p50 / 1e9 if macs else float("nan")
@@ -222,7 +226,7 @@ def peak_gflops(seconds: float = 0.5) -> float:
     """This machine's measured float32 matmul rate (numpy/BLAS, all cores): the 'peak' column."""
     a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
     t = time_calls(lambda _: a @ a, a, seconds, warmup=2)
-    return float(2 * 1024 ** 3 / np.median(t) / 1e9)
+    return float(2 * 1024**3 / np.median(t) / 1e9)
 
 
 COLD_START = """
@@ -259,8 +263,9 @@ def memory_mb(field: str = "VmHWM") -> float:
 def cold_start(path: Path) -> dict[str, float]:
     """A fresh Python process to its first prediction: wall seconds and peak RSS (MB)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", COLD_START, str(path)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", COLD_START, str(path)], capture_output=True, text=True, timeout=300
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         return {"seconds": float("nan"), "in_process_seconds": float("nan"), "peak_rss_mb": float("nan")}
@@ -292,15 +297,23 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     model_dir = Path(config.model_dir)
     models = find_models(model_dir)
     if not models:
-        raise EdgeDigitsError(f"{model_dir}: no model.keras or exported models; run "
-                              "`edgedigits train` and `edgedigits export` first")
+        raise EdgeDigitsError(
+            f"{model_dir}: no model.keras or exported models; run "
+            "`edgedigits train` and `edgedigits export` first"
+        )
     macs = macs_per_image(models)
     rng = np.random.default_rng(0)
     rows: list[Row] = []
     plan = [(t, b) for t in config.threads for b in config.batch_sizes]
     # TensorFlow's thread pools are fixed at start-up: Keras is measured at the first count only
-    table = {t: {name: build for name, build in backends(models, t).items()
-                 if t == config.threads[0] or not name.startswith("keras")} for t in config.threads}
+    table = {
+        t: {
+            name: build
+            for name, build in backends(models, t).items()
+            if t == config.threads[0] or not name.startswith("keras")
+        }
+        for t in config.threads
+    }
     keras = ["keras"] if "keras" in models and _has("tensorflow") else []
     cold = [k for k in models if k != "keras"] + keras if config.cold_start else []
     total = sum(len(table[t]) for t, _ in plan) + len(cold) + int(config.camera)
@@ -316,9 +329,12 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
             del fn
             gc.collect()  # release the session (and its spinning threads) before the next one
     report: dict[str, Any] = {
-        "machine": machine(), "peak_gflops": peak_gflops(), "config": asdict(config),
+        "machine": machine(),
+        "peak_gflops": peak_gflops(),
+        "config": asdict(config),
         "files_kb": {k: round(p.stat().st_size / 1024, 1) for k, p in models.items()},
-        "macs_per_image": macs, "skipped": skipped(models),
+        "macs_per_image": macs,
+        "skipped": skipped(models),
         "rows": [asdict(r) for r in rows],
     }
     if config.cold_start:
@@ -340,8 +356,15 @@ def _bar(done: int, total: int, what: str, width: int = 24) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}"
 
 
-ISA_FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI",
-             "amx_int8": "AMX-INT8", "asimd": "NEON", "asimddp": "NEON dot-product"}
+ISA_FLAGS = {
+    "avx2": "AVX2",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX-512 VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "amx_int8": "AMX-INT8",
+    "asimd": "NEON",
+    "asimddp": "NEON dot-product",
+}
 
 
 def machine() -> dict[str, Any]:
@@ -364,47 +387,66 @@ def machine() -> dict[str, Any]:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = "not installed"
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "system": platform.system(), "isa": [name for f, name in ISA_FLAGS.items() if f in flags],
-            "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.system(),
+        "isa": [name for f, name in ISA_FLAGS.items() if f in flags],
+        "versions": versions,
+    }
 
 
 def machine_line(m: dict[str, Any] | None = None) -> str:
     """One line naming the machine, for every report."""
     m = m or machine()
     v = m.get("versions", {})
-    return (f"{m['cpu']}, {m['cores']} cores, ISA {', '.join(m.get('isa', [])) or 'baseline'}; "
-            f"Python {m['python']}, onnxruntime {v.get('onnxruntime', '?')}, "
-            f"LiteRT {v.get('ai-edge-litert', '?')}, TensorFlow {v.get('tensorflow', '?')}")
+    return (
+        f"{m['cpu']}, {m['cores']} cores, ISA {', '.join(m.get('isa', [])) or 'baseline'}; "
+        f"Python {m['python']}, onnxruntime {v.get('onnxruntime', '?')}, "
+        f"LiteRT {v.get('ai-edge-litert', '?')}, TensorFlow {v.get('tensorflow', '?')}"
+    )
 
 
 def to_markdown(report: dict[str, Any]) -> str:
     macs = report.get("macs_per_image")
-    lines = [f"Machine: {machine_line(report['machine'])}; measured matmul peak "
-             f"{report['peak_gflops']:.0f} GFLOP/s. Model: "
-             + (f"{macs:,} multiply-adds per image." if macs else "multiply-adds unknown (no metadata)."),
-             "", "| backend | threads | batch | p50 us | p90 us | p99 us | images/s | GFLOP/s (int8: GOP/s) "
-             "| file KB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Machine: {machine_line(report['machine'])}; measured matmul peak "
+        f"{report['peak_gflops']:.0f} GFLOP/s. Model: "
+        + (f"{macs:,} multiply-adds per image." if macs else "multiply-adds unknown (no metadata)."),
+        "",
+        "| backend | threads | batch | p50 us | p90 us | p99 us | images/s | GFLOP/s (int8: GOP/s) "
+        "| file KB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     files = report["files_kb"]
     for r in report["rows"]:
         kb = files.get(r["backend"].replace(".bare", "").replace(".predict", "").replace(".call", ""), "")
         kb = files.get("keras", "") if r["backend"] == "numpy" else kb
-        lines.append(f"| {r['backend']} | {r['threads']} | {r['batch']} | {r['p50_us']:,.1f} | "
-                     f"{r['p90_us']:,.1f} | {r['p99_us']:,.1f} | {r['images_per_s']:,.0f} | "
-                     f"{'n/a' if r['gflops'] != r['gflops'] else format(r['gflops'], '.2f')} | {kb} |")
+        lines.append(
+            f"| {r['backend']} | {r['threads']} | {r['batch']} | {r['p50_us']:,.1f} | "
+            f"{r['p90_us']:,.1f} | {r['p99_us']:,.1f} | {r['images_per_s']:,.0f} | "
+            f"{'n/a' if r['gflops'] != r['gflops'] else format(r['gflops'], '.2f')} | {kb} |"
+        )
     for key, why in report.get("skipped", {}).items():
         lines.append(f"\nSkipped {key}: {why}.")
     if report.get("cold_start"):
-        lines += ["", "| backend | cold start s (process) | first prediction s (in process) | peak RSS MB |",
-                  "|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "| backend | cold start s (process) | first prediction s (in process) | peak RSS MB |",
+            "|---|---:|---:|---:|",
+        ]
         for key, c in report["cold_start"].items():
-            lines.append(f"| {key} | {c['seconds']:.2f} | {c['in_process_seconds']:.2f} | "
-                         f"{c['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| {key} | {c['seconds']:.2f} | {c['in_process_seconds']:.2f} | {c['peak_rss_mb']:.0f} |"
+            )
     if report.get("camera_ms"):
         c = report["camera_ms"]
-        lines += ["", f"Camera pipeline on the demo clip (median ms, 1 thread): segment "
-                      f"{c['segment']:.2f}, classify {c['classify']:.2f}, total {c['total']:.2f}."]
+        lines += [
+            "",
+            f"Camera pipeline on the demo clip (median ms, 1 thread): segment "
+            f"{c['segment']:.2f}, classify {c['classify']:.2f}, total {c['total']:.2f}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -424,8 +466,10 @@ def save_plot(report: dict[str, Any], path: Path) -> None:
     lat = {r["backend"]: r["p50_us"] for r in rows if r["batch"] == 1 and r["threads"] == t0}
     thr = {r["backend"]: r["images_per_s"] for r in rows if r["batch"] == big and r["threads"] == t0}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, data, title in ((axes[0], lat, f"batch-1 p50 latency (us), {t0} thread(s)"),
-                            (axes[1], thr, f"throughput at batch {big} (images/s)")):
+    for ax, data, title in (
+        (axes[0], lat, f"batch-1 p50 latency (us), {t0} thread(s)"),
+        (axes[1], thr, f"throughput at batch {big} (images/s)"),
+    ):
         names = list(data)
         ax.barh(names, [data[n] for n in names], color="tab:blue")
         ax.set_xscale("log")
@@ -445,8 +489,9 @@ def require_plotting() -> None:
         raise MissingExtraError("--plot", extra="train")
 
 
-def write_outputs(report: dict[str, Any], json_path: str | None, md_path: str | None,
-                  plot_path: str | None) -> None:
+def write_outputs(
+    report: dict[str, Any], json_path: str | None, md_path: str | None, plot_path: str | None
+) -> None:
     from edgedigits import atomic
 
     if json_path:

@@ -20,8 +20,10 @@ OUTPUT_NAME = "probabilities"
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 LABELS = [str(d) for d in range(NUM_CLASSES)]
-PREPROCESSING = ("input 'image' float32 [batch, 28, 28]: white digit on black, pixels/255 in [0, 1], "
-                 "digit fitted to 20x20 and centred by mass in 28x28 (MNIST)")
+PREPROCESSING = (
+    "input 'image' float32 [batch, 28, 28]: white digit on black, pixels/255 in [0, 1], "
+    "digit fitted to 20x20 and centred by mass in 28x28 (MNIST)"
+)
 
 
 def input_rank(path: Path, in_shape: Any, out_shape: Any) -> int:
@@ -32,10 +34,14 @@ def input_rank(path: Path, in_shape: Any, out_shape: Any) -> int:
         ModelError: any other shape (one line naming the file).
     """
     shape = list(in_shape)
-    if not ((len(shape) == 3 and tuple(shape[1:]) == IMAGE_SHAPE)
-            or (len(shape) == 4 and tuple(shape[1:]) == (*IMAGE_SHAPE, 1))):
-        raise ModelError(f"{path}: model input is {shape}; edgedigits needs [batch, 28, 28] "
-                         "or [batch, 28, 28, 1] (28x28 grayscale)")
+    if not (
+        (len(shape) == 3 and tuple(shape[1:]) == IMAGE_SHAPE)
+        or (len(shape) == 4 and tuple(shape[1:]) == (*IMAGE_SHAPE, 1))
+    ):
+        raise ModelError(
+            f"{path}: model input is {shape}; edgedigits needs [batch, 28, 28] "
+            "or [batch, 28, 28, 1] (28x28 grayscale)"
+        )
     if len(out_shape) != 2 or out_shape[1] != NUM_CLASSES:
         raise ModelError(f"{path}: model output is {list(out_shape)}; edgedigits needs [batch, 10]")
     return len(shape)

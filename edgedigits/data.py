@@ -171,16 +171,23 @@ def _check_npz_headers(path: Path, keys: tuple[str, ...] = NPZ_KEYS) -> None:
                 continue  # a missing array is reported with the others by the caller
             with archive.open(info) as fh:
                 version = np.lib.format.read_magic(fh)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
                 shape, _, dtype = read_header(fh)
             if dtype.hasobject:
-                raise DataError(f"{path}: not a readable .npz file ({key} holds pickled Python objects; "
-                                "edgedigits reads numbers only and never unpickles)")
+                raise DataError(
+                    f"{path}: not a readable .npz file ({key} holds pickled Python objects; "
+                    "edgedigits reads numbers only and never unpickles)"
+                )
             declared = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
             if declared > min(info.file_size, MAX_ARRAY_BYTES):
-                raise DataError(f"{path}: {key} declares shape {tuple(shape)} ({declared:,} bytes) but "
-                                f"holds {info.file_size:,}; the file is corrupt or not MNIST")
+                raise DataError(
+                    f"{path}: {key} declares shape {tuple(shape)} ({declared:,} bytes) but "
+                    f"holds {info.file_size:,}; the file is corrupt or not MNIST"
+                )
 
 
 def _read_npz(path: Path, keys: tuple[str, ...] = NPZ_KEYS) -> tuple[np.ndarray, ...]:
@@ -241,8 +248,10 @@ def read_idx(path: Path) -> np.ndarray:
             dims = struct.unpack(f">{ndim}I", dim_bytes)
             expected = math.prod(dims)
             if expected > MAX_ARRAY_BYTES:
-                raise DataError(f"{path}: header declares {'x'.join(map(str, dims))} = {expected:,} "
-                                "bytes, more than any MNIST file; the file is corrupt")
+                raise DataError(
+                    f"{path}: header declares {'x'.join(map(str, dims))} = {expected:,} "
+                    "bytes, more than any MNIST file; the file is corrupt"
+                )
             body = fh.read(expected + 1)  # one byte more tells a longer file
     except DataError:
         raise
@@ -262,8 +271,10 @@ def read_idx(path: Path) -> np.ndarray:
 
 def _validated(source: str, x_train, y_train, x_test, y_test) -> tuple[np.ndarray, ...]:
     """Check shapes, dtypes and labels; return (x_train, y_train, x_test, y_test) as uint8."""
-    out = [*_checked_split(source, "train", x_train, y_train),
-           *_checked_split(source, "test", x_test, y_test)]
+    out = [
+        *_checked_split(source, "train", x_train, y_train),
+        *_checked_split(source, "test", x_test, y_test),
+    ]
     if len(out[1]) < 2:
         raise DataError(f"{source}: the train split needs at least 2 images")
     return tuple(out)

@@ -51,18 +51,27 @@ def make_strategy(choice: str, devices: str = "") -> Distribution:
         # TensorFlow's rule: the chief task, else worker 0, writes; the others write to a temp dir
         chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
         tasks = sum(len(v) for v in cluster.values())
-        return Distribution(strategy, replicas, f"multiworker: {replicas} replicas in {tasks} tasks "
-                                                f"(this is {kind} {index})", chief)
+        return Distribution(
+            strategy,
+            replicas,
+            f"multiworker: {replicas} replicas in {tasks} tasks (this is {kind} {index})",
+            chief,
+        )
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if choice == "one" or (choice == "auto" and len(gpus) < 2 and not devices):
         return Distribution(tf.distribute.get_strategy(), 1, "one device", True)
-    names = [d.strip() for d in devices.split(",") if d.strip()] if devices else (
-        gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
+    names = (
+        [d.strip() for d in devices.split(",") if d.strip()]
+        if devices
+        else (gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
+    )
     known = {_short(d.name) for d in tf.config.list_logical_devices()}
     missing = [n for n in names if _short(n) not in known]
     if missing:
-        raise EdgeDigitsError(f"--devices {', '.join(missing)}: TensorFlow has no such device; "
-                              f"it has {', '.join(sorted(known))}")
+        raise EdgeDigitsError(
+            f"--devices {', '.join(missing)}: TensorFlow has no such device; "
+            f"it has {', '.join(sorted(known))}"
+        )
     strategy = tf.distribute.MirroredStrategy(names)
     replicas = int(strategy.num_replicas_in_sync)
     return Distribution(strategy, replicas, f"mirrored over {replicas} device(s): {', '.join(names)}", True)
@@ -86,9 +95,11 @@ def _tf_config() -> tuple[dict[str, Any], str, int]:
     """(cluster, this task's type, its index) from TF_CONFIG."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise EdgeDigitsError("--strategy multiworker needs TF_CONFIG: set it on every worker to "
-                              '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
-                              '"task": {"type": "worker", "index": N}}')
+        raise EdgeDigitsError(
+            "--strategy multiworker needs TF_CONFIG: set it on every worker to "
+            '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+            '"task": {"type": "worker", "index": N}}'
+        )
     try:
         config = json.loads(raw)
         cluster, task = config["cluster"], config["task"]
@@ -97,5 +108,6 @@ def _tf_config() -> tuple[dict[str, Any], str, int]:
             raise ValueError(f"task index {task['index']} is not in the {task['type']} list")
         return dict(cluster), str(task["type"]), int(task["index"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise EdgeDigitsError(f"TF_CONFIG is malformed ({exc}); see the README's multi-worker "
-                              "section for its shape") from exc
+        raise EdgeDigitsError(
+            f"TF_CONFIG is malformed ({exc}); see the README's multi-worker section for its shape"
+        ) from exc

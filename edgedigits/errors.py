@@ -21,7 +21,7 @@ class MissingExtraError(EdgeDigitsError):
     def __init__(self, what: str, extra: str = "train") -> None:
         super().__init__(
             f"{what} needs the '{extra}' extra, which is not installed: from the edgedigits "
-            f"checkout run  pip install \".[{extra}]\"  (or pip install \"edgedigits-*.whl[{extra}]\")"
+            f'checkout run  pip install ".[{extra}]"  (or pip install "edgedigits-*.whl[{extra}]")'
         )
 
 

@@ -42,8 +42,10 @@ def load_keras_model(path: Path) -> Any:
     if not path.is_file():
         raise ModelError(f"{path}: no such model file")
     if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a .keras archive (corrupt or truncated); re-run "
-                         "`edgedigits train` or pass another model")
+        raise ModelError(
+            f"{path}: not a .keras archive (corrupt or truncated); re-run "
+            "`edgedigits train` or pass another model"
+        )
     _check_archive(path)
     try:
         model = keras.saving.load_model(path, safe_mode=True)
@@ -67,7 +69,10 @@ def _check_archive(path: Path) -> None:
     total = sum(m.file_size for m in members)
     if total > MAX_KERAS_BYTES:
         problems.append(f"{total:,} bytes uncompressed")
-    problems += [f"{m.filename} compressed {m.file_size // max(m.compress_size, 1)}x" for m in members
-                 if m.file_size > (1 << 20) and m.file_size > MAX_RATIO * max(m.compress_size, 1)]
+    problems += [
+        f"{m.filename} compressed {m.file_size // max(m.compress_size, 1)}x"
+        for m in members
+        if m.file_size > (1 << 20) and m.file_size > MAX_RATIO * max(m.compress_size, 1)
+    ]
     if problems:
         raise ModelError(f"{path}: refused before loading: {problems[0]}, not a digit model's archive")

@@ -65,13 +65,16 @@ def check_probe_labels(path: Path, meta: dict[str, str], predict) -> None:  # no
     if not expected:
         return
     if not (isinstance(expected, str) and expected.isdigit() and len(expected) <= 10_000):
-        raise ModelError(f"{path}: corrupt metadata (probe_labels is not a string of digits); "
-                         "export it again")
+        raise ModelError(
+            f"{path}: corrupt metadata (probe_labels is not a string of digits); export it again"
+        )
     actual = probe_labels(predict)
     changed = sum(a != b for a, b in zip(actual, expected, strict=False)) + abs(len(actual) - len(expected))
     if changed > MAX_LABEL_CHANGES:
-        raise ModelError(f"{path}: {changed} of {len(expected)} reference digits now get another "
-                         "label than at export: the file is corrupt, export it again")
+        raise ModelError(
+            f"{path}: {changed} of {len(expected)} reference digits now get another "
+            "label than at export: the file is corrupt, export it again"
+        )
 
 
 def check_fingerprint(path: Path, meta: dict[str, str], proba: np.ndarray) -> None:
@@ -85,13 +88,19 @@ def check_fingerprint(path: Path, meta: dict[str, str], proba: np.ndarray) -> No
         expected = np.asarray(json.loads(text), dtype=np.float64)  # nesting, objects: ValueError/TypeError
         tol = FINGERPRINT_TOLERANCE[meta.get("quantization", "none")]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise ModelError(f"{path}: corrupt metadata (fingerprint unreadable: {first_line(exc)[:80]}); "
-                         "export it again") from exc
-    diff = np.abs(np.asarray(proba, dtype=np.float64) - expected) if expected.shape == proba.shape \
+        raise ModelError(
+            f"{path}: corrupt metadata (fingerprint unreadable: {first_line(exc)[:80]}); export it again"
+        ) from exc
+    diff = (
+        np.abs(np.asarray(proba, dtype=np.float64) - expected)
+        if expected.shape == proba.shape
         else np.array([np.inf])
+    )
     if not np.all(diff <= tol):  # NaN outputs fail too
-        raise ModelError(f"{path}: outputs differ from the fingerprint recorded at export "
-                         f"(max |dp| {np.nanmax(diff):.2g} > {tol:g}): the file is corrupt, export it again")
+        raise ModelError(
+            f"{path}: outputs differ from the fingerprint recorded at export "
+            f"(max |dp| {np.nanmax(diff):.2g} > {tol:g}): the file is corrupt, export it again"
+        )
 
 
 def sha256(path: Path) -> str:
@@ -102,9 +111,16 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_metadata(source: Path, source_sha256: str, quantization: str, training_data: str,
-                   test_accuracy: float | None, created: str,
-                   run_config: dict[str, Any] | None = None, macs: int | None = None) -> dict[str, str]:
+def build_metadata(
+    source: Path,
+    source_sha256: str,
+    quantization: str,
+    training_data: str,
+    test_accuracy: float | None,
+    created: str,
+    run_config: dict[str, Any] | None = None,
+    macs: int | None = None,
+) -> dict[str, str]:
     """The key/value pairs stored in every export (all values are strings).
 
     `run_config` (the run's config.json) adds what the model is: "architecture" and
@@ -113,8 +129,21 @@ def build_metadata(source: Path, source_sha256: str, quantization: str, training
     its outputs on probe_inputs(), checked at every load.
     """
     run_config = run_config or {}
-    recipe = {k: run_config[k] for k in ("optimizer", "learning_rate", "batch_size", "epochs", "augment",
-                                         "outliers", "shift", "seed", "lr_schedule") if k in run_config}
+    recipe = {
+        k: run_config[k]
+        for k in (
+            "optimizer",
+            "learning_rate",
+            "batch_size",
+            "epochs",
+            "augment",
+            "outliers",
+            "shift",
+            "seed",
+            "lr_schedule",
+        )
+        if k in run_config
+    }
     if os.sep in training_data:  # a user's path: keep the file name, not their folders
         training_data = Path(training_data).name
     return {
@@ -226,7 +255,9 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         metrics = path.parent / "metrics.json"
         if metrics.is_file():
             m = json.loads(metrics.read_text())
-            meta.update(training_data=str(m.get("data", "")),
-                        test_accuracy=f"{m.get('test_accuracy', float('nan')):.6f}")
+            meta.update(
+                training_data=str(m.get("data", "")),
+                test_accuracy=f"{m.get('test_accuracy', float('nan')):.6f}",
+            )
         return meta
     raise ModelError(f"{path}: unknown model type; expected .onnx, .tflite or .keras")

@@ -28,8 +28,9 @@ def classification_report(y_true: np.ndarray, proba: np.ndarray) -> dict[str, An
         "accuracy": float((pred == y_true).mean()),
         "loss": float(-np.log(picked).mean()),
         # a class absent from the test split has no accuracy: None (JSON null), not 0
-        "per_class_accuracy": {str(d): (round(float(a), 6) if support[d] else None)
-                               for d, a in enumerate(per_class)},
+        "per_class_accuracy": {
+            str(d): (round(float(a), 6) if support[d] else None) for d, a in enumerate(per_class)
+        },
         "confusion_matrix": cm.tolist(),
         "n": int(len(y_true)),
     }
@@ -38,8 +39,12 @@ def classification_report(y_true: np.ndarray, proba: np.ndarray) -> dict[str, An
 def format_report(report: dict[str, Any]) -> str:
     """Human-readable accuracy, per-class accuracy and confusion matrix."""
     lines = [f"accuracy {report['accuracy']:.4%}  loss {report['loss']:.4f}  (n={report['n']})"]
-    lines.append("per class: " + "  ".join(
-        f"{d}:{'n/a' if a is None else format(a, '.3f')}" for d, a in report["per_class_accuracy"].items()))
+    lines.append(
+        "per class: "
+        + "  ".join(
+            f"{d}:{'n/a' if a is None else format(a, '.3f')}" for d, a in report["per_class_accuracy"].items()
+        )
+    )
     lines.append("confusion (rows true, columns predicted):")
     lines.append("      " + "".join(f"{d:>6}" for d in range(NUM_CLASSES)))
     for d, row in enumerate(report["confusion_matrix"]):

@@ -45,8 +45,11 @@ def build_model(arch: str = "mlp") -> Any:
 
 
 def compile_model(
-    model: Any, optimizer: str = "sgd", learning_rate: float | None = None,
-    steps_per_execution: int = 1, decay_steps: int | None = None,
+    model: Any,
+    optimizer: str = "sgd",
+    learning_rate: float | None = None,
+    steps_per_execution: int = 1,
+    decay_steps: int | None = None,
 ) -> Any:
     """Compile as the seed did: sparse categorical cross-entropy, accuracy.
 
@@ -92,8 +95,10 @@ def _cnn(keras: Any) -> Any:
     layers = keras.layers
     convs = []
     for i, filters in enumerate((16, 32, 64), start=1):  # (28,28,16) (14,14,32) (7,7,64)
-        convs += [layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}"),
-                  layers.MaxPooling2D(2, name=f"pool{i}")]
+        convs += [
+            layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}"),
+            layers.MaxPooling2D(2, name=f"pool{i}"),
+        ]
     return keras.Sequential(
         [
             keras.Input(shape=(28, 28), name=INPUT_NAME, dtype="float32"),

@@ -44,8 +44,15 @@ def save_confusion(report: dict[str, Any], path: Path, title: str) -> None:
     for i, row in enumerate(cm):
         for j, v in enumerate(row):
             if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                        color="white" if v > top / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > top / 2 else "black",
+                )
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted")

@@ -32,8 +32,12 @@ class Classifier(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
-                    threads: int | None = None, providers: list[str] | None = None) -> Classifier:
+def load_classifier(
+    path: str | os.PathLike[str],
+    backend: str = "auto",
+    threads: int | None = None,
+    providers: list[str] | None = None,
+) -> Classifier:
     """Open a `.onnx`, `.tflite` or `.keras` digit classifier.
 
     Args:
@@ -65,8 +69,9 @@ def load_classifier(path: str | os.PathLike[str], backend: str = "auto",
         from edgedigits.keras_io import KerasClassifier
 
         return KerasClassifier(path, threads)
-    classifier = (OnnxClassifier(path, threads, providers) if implied == "onnx"
-                  else TFLiteClassifier(path, threads))
+    classifier = (
+        OnnxClassifier(path, threads, providers) if implied == "onnx" else TFLiteClassifier(path, threads)
+    )
     _self_test(classifier)
     return classifier
 
@@ -79,10 +84,16 @@ def check_probabilities(path: Path, proba: np.ndarray, tolerance: float = PROBAB
     (within `tolerance`), whether or not the file carries edgedigits metadata. Files that do
     are held to their recorded fingerprint on top."""
     sums = proba.sum(axis=1) if proba.size else np.ones(1)
-    if (not np.isfinite(proba).all() or proba.min(initial=0.0) < -tolerance
-            or proba.max(initial=0.0) > 1 + tolerance or np.abs(sums - 1).max() > tolerance):
-        raise ModelError(f"{path}: its outputs are not probabilities (finite, within 0-1, summing to 1) "
-                         "on the probe images; end the model with a softmax, or export it again")
+    if (
+        not np.isfinite(proba).all()
+        or proba.min(initial=0.0) < -tolerance
+        or proba.max(initial=0.0) > 1 + tolerance
+        or np.abs(sums - 1).max() > tolerance
+    ):
+        raise ModelError(
+            f"{path}: its outputs are not probabilities (finite, within 0-1, summing to 1) "
+            "on the probe images; end the model with a softmax, or export it again"
+        )
 
 
 def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
@@ -92,8 +103,10 @@ def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
 
     proba = classifier.predict_proba(probe_inputs())
     if proba.shape != (8, NUM_CLASSES):
-        raise ModelError(f"{classifier.path}: model output is {list(proba.shape)} for 8 images; "
-                         "edgedigits needs [batch, 10]")
+        raise ModelError(
+            f"{classifier.path}: model output is {list(proba.shape)} for 8 images; "
+            "edgedigits needs [batch, 10]"
+        )
     check_probabilities(classifier.path, proba)
     meta = classifier.metadata()
     check_fingerprint(classifier.path, meta, proba)
@@ -103,8 +116,7 @@ def _self_test(classifier: OnnxClassifier | TFLiteClassifier) -> None:
 class OnnxClassifier(ClassifierBase):
     backend = "onnx"
 
-    def __init__(self, path: Path, threads: int | None = None,
-                 providers: list[str] | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> None:
         import onnxruntime as ort
 
         self.path = path
@@ -117,8 +129,10 @@ class OnnxClassifier(ClassifierBase):
         wanted = providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         providers = [p for p in wanted if p in available]
         if not providers:
-            raise EdgeDigitsError(f"none of the execution providers {wanted} is available here "
-                                  f"(available: {', '.join(available)})")
+            raise EdgeDigitsError(
+                f"none of the execution providers {wanted} is available here "
+                f"(available: {', '.join(available)})"
+            )
         from edgedigits.quiet import silenced
 
         try:
@@ -128,8 +142,9 @@ class OnnxClassifier(ClassifierBase):
             raise ModelError(f"{path}: not a loadable ONNX model ({first_line(exc)})") from exc
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
-            raise ModelError(f"{path}: expected one input and one output, found "
-                             f"{len(inputs)} and {len(outputs)}")
+            raise ModelError(
+                f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}"
+            )
         self.rank = input_rank(path, inputs[0].shape, outputs[0].shape)
         if inputs[0].type != "tensor(float)":
             raise ModelError(f"{path}: model input is {inputs[0].type}; edgedigits feeds float32")
@@ -149,8 +164,9 @@ class OnnxClassifier(ClassifierBase):
                 return self.session.run(self.output_names, {self.input_name: x})[0]
             if len(self._out) != len(x):
                 self._out = np.empty((len(x), NUM_CLASSES), np.float32)
-                self._binding.bind_output(self.output_names[0], "cpu", 0, np.float32,
-                                          list(self._out.shape), self._out.ctypes.data)
+                self._binding.bind_output(
+                    self.output_names[0], "cpu", 0, np.float32, list(self._out.shape), self._out.ctypes.data
+                )
             self._binding.bind_cpu_input(self.input_name, x)
             self.session.run_with_iobinding(self._binding)
         except Exception as exc:  # onnxruntime's Fail/RuntimeException for corrupt graphs
@@ -182,8 +198,7 @@ class TFLiteClassifier(ClassifierBase):
             raise ModelError(f"{path}: not a loadable TFLite model ({first_line(exc)})") from exc
         ins, outs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(ins) != 1 or len(outs) != 1:
-            raise ModelError(f"{path}: expected one input and one output, found "
-                             f"{len(ins)} and {len(outs)}")
+            raise ModelError(f"{path}: expected one input and one output, found {len(ins)} and {len(outs)}")
         self.rank = input_rank(path, list(ins[0]["shape"]), list(outs[0]["shape"]))
         self._in, self._out = ins[0], outs[0]
         self._meta: dict[str, str] | None = None
@@ -198,7 +213,7 @@ class TFLiteClassifier(ClassifierBase):
         return self._meta
 
     def _resize(self, n: int) -> None:
-        self.interpreter.resize_tensor_input(self._in["index"], [n, *IMAGE_SHAPE, 1][:self.rank])
+        self.interpreter.resize_tensor_input(self._in["index"], [n, *IMAGE_SHAPE, 1][: self.rank])
         self.interpreter.allocate_tensors()
         self._batch = n
 

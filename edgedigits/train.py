@@ -103,7 +103,7 @@ def select_device(choice: str) -> str:
     if not gpus:
         raise EdgeDigitsError(
             "--device gpu: TensorFlow sees no GPU (check the CUDA install with "
-            "`python -c \"import tensorflow as tf; print(tf.config.list_physical_devices())\"`), "
+            '`python -c "import tensorflow as tf; print(tf.config.list_physical_devices())"`), '
             "or train with --device cpu"
         )
     for gpu in gpus:
@@ -130,8 +130,7 @@ def new_run_dir(out: Path) -> Path:
     raise EdgeDigitsError(f"--out {out}: too many runs started at {stamp}")
 
 
-def train(config: TrainConfig, resume: Path | None = None,
-          log: Callable[[str], None] = print) -> TrainResult:
+def train(config: TrainConfig, resume: Path | None = None, log: Callable[[str], None] = print) -> TrainResult:
     """Train (or resume) one run and write every artifact of it.
 
     Args:
@@ -166,15 +165,22 @@ def train(config: TrainConfig, resume: Path | None = None,
             model = build_model(config.arch)
             if config.init:
                 _start_from(model, Path(config.init), config.arch)
-            model = compile_model(model, config.optimizer, config.learning_rate,
-                                  decay_steps=steps if config.lr_schedule == "cosine" else None)
-    atomic.write_json(run_dir / "config.json", {**dataclasses.asdict(config),
-                                                "edgedigits_version": __version__})
+            model = compile_model(
+                model,
+                config.optimizer,
+                config.learning_rate,
+                decay_steps=steps if config.lr_schedule == "cosine" else None,
+            )
+    atomic.write_json(
+        run_dir / "config.json", {**dataclasses.asdict(config), "edgedigits_version": __version__}
+    )
     log(f"run directory: {run_dir}")
     log(f"training on {device}; data {data.name} {data.sizes()}")
     if dist.replicas > 1 or config.strategy != "auto":
-        log(f"strategy {dist.description}; global batch {global_batch} = {config.batch_size} per replica "
-            f"x {dist.replicas}")
+        log(
+            f"strategy {dist.description}; global batch {global_batch} = {config.batch_size} per replica "
+            f"x {dist.replicas}"
+        )
 
     started = time.perf_counter()
     interrupted = _fit(model, data, config, run_dir, history, log, dist)
@@ -196,8 +202,15 @@ def train(config: TrainConfig, resume: Path | None = None,
 # ----------------------------------------------------------------------------- the loop
 
 
-def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
-         history: list[dict[str, float]], log: Callable[[str], None], dist: Distribution) -> bool:
+def _fit(
+    model: Any,
+    data: Dataset,
+    config: TrainConfig,
+    run_dir: Path,
+    history: list[dict[str, float]],
+    log: Callable[[str], None],
+    dist: Distribution,
+) -> bool:
     """Run epochs with the seed's callbacks; return True when stopped by Ctrl-C."""
     keras = import_keras("training")
     tf = import_tf("training")
@@ -210,10 +223,16 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
         ],
         model=model,
     )
-    run_epoch = _epoch_function(model, tf.constant(data.x_train),
-                                tf.constant(data.y_train.astype(np.int32)), config.shift,
-                                config.augment, config.arch, round(config.outliers * config.batch_size),
-                                dist.strategy if dist.replicas > 1 else None)
+    run_epoch = _epoch_function(
+        model,
+        tf.constant(data.x_train),
+        tf.constant(data.y_train.astype(np.int32)),
+        config.shift,
+        config.augment,
+        config.arch,
+        round(config.outliers * config.batch_size),
+        dist.strategy if dist.replicas > 1 else None,
+    )
     rng = np.random.default_rng(config.seed + len(history))
     first = len(history)
     model.stop_training = False
@@ -227,14 +246,20 @@ def _fit(model: Any, data: Dataset, config: TrainConfig, run_dir: Path,
             loss_sum, correct = run_epoch(tf.constant(batches), tf.constant(epoch + config.seed))
             n_seen = batches.size
             val = classification_report(data.y_valid, _predict(model, data.x_valid))
-            logs = {"loss": float(loss_sum) / len(batches), "accuracy": float(correct) / n_seen,
-                    "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+            logs = {
+                "loss": float(loss_sum) / len(batches),
+                "accuracy": float(correct) / n_seen,
+                "val_loss": val["loss"],
+                "val_accuracy": val["accuracy"],
+            }
             callbacks.on_epoch_end(epoch, logs)
             history.append({"epoch": epoch + 1, **logs, "seconds": time.perf_counter() - t0})
             _write_history(run_dir / "history.csv", history)
-            log(f"epoch {epoch + 1:>3}: loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} "
+            log(
+                f"epoch {epoch + 1:>3}: loss {logs['loss']:.4f} acc {logs['accuracy']:.4f} "
                 f"val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f} "
-                f"({history[-1]['seconds']:.2f} s)")
+                f"({history[-1]['seconds']:.2f} s)"
+            )
             if model.stop_training:
                 log(f"early stop: val_loss did not improve for {config.patience} epochs")
                 break
@@ -257,13 +282,23 @@ def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int) -> np.n
 def _predict(model: Any, x: np.ndarray, batch: int = 1024) -> np.ndarray:
     """Probabilities in batches of plain calls: the same under every tf.distribute strategy
     (each worker reads its own copy of the weights), and no Keras predict-loop overhead."""
-    return np.concatenate([np.asarray(model(x[i:i + batch], training=False))
-                           for i in range(0, len(x), batch)]) if len(x) else np.zeros((0, 10), np.float32)
+    return (
+        np.concatenate([np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)])
+        if len(x)
+        else np.zeros((0, 10), np.float32)
+    )
 
 
-def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none",
-                    arch: str = "mlp", outliers: int = 0,
-                    strategy: Any = None) -> Callable[[Any, Any], tuple[Any, Any]]:
+def _epoch_function(
+    model: Any,
+    x: Any,
+    y: Any,
+    shift: int,
+    augment: str = "none",
+    arch: str = "mlp",
+    outliers: int = 0,
+    strategy: Any = None,
+) -> Callable[[Any, Any], tuple[Any, Any]]:
     """One epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
 
     The plain MLP runs the whole epoch as one XLA-compiled loop; the CNN and any augmented run
@@ -296,8 +331,9 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
         xb = tf.gather(x, batch)  # (B, 28, 28)
         yb = tf.gather(y, batch)  # (B,)
         if shift:
-            dyx = tf.random.stateless_uniform([2], seed=tf.stack([seed, i]), minval=-shift,
-                                              maxval=shift + 1, dtype=tf.int32)
+            dyx = tf.random.stateless_uniform(
+                [2], seed=tf.stack([seed, i]), minval=-shift, maxval=shift + 1, dtype=tf.int32
+            )
             xb = tf.roll(xb, shift=dyx, axis=[1, 2])
         if augment == "ink":
             xb = ink(xb, tf.stack([seed, i]))
@@ -342,15 +378,17 @@ def _epoch_function(model: Any, x: Any, y: Any, shift: int, augment: str = "none
             return i + 1, loss_sum + loss, correct + hits
 
         steps = tf.shape(batches)[0]
-        _, loss_sum, correct = tf.while_loop(lambda i, *_: i < steps, body,
-                                             (tf.constant(0), tf.constant(0.0), tf.constant(0)))
+        _, loss_sum, correct = tf.while_loop(
+            lambda i, *_: i < steps, body, (tf.constant(0), tf.constant(0.0), tf.constant(0))
+        )
         return loss_sum, correct
 
     return run
 
 
-def _distributed(strategy: Any, model: Any, gradients: Callable[..., tuple[Any, Any, Any]],
-                 xla: bool) -> Callable[[Any, Any], tuple[Any, Any]]:
+def _distributed(
+    strategy: Any, model: Any, gradients: Callable[..., tuple[Any, Any, Any]], xla: bool
+) -> Callable[[Any, Any], tuple[Any, Any]]:
     """The epoch loop under a multi-replica strategy. Each step goes through strategy.run:
     replica r takes slice r of the global batch (its own augmentation seed), computes its
     gradients of loss / replicas (XLA-compiled for the plain MLP: XLA cannot span devices,
@@ -365,8 +403,9 @@ def _distributed(strategy: Any, model: Any, gradients: Callable[..., tuple[Any, 
     def replica_step(batch: Any, seed: Any, i: Any) -> tuple[Any, Any]:
         rid = tf.distribute.get_replica_context().replica_id_in_sync_group
         per = tf.shape(batch)[0] // replicas
-        loss, hits, grads = compute(batch[rid * per:(rid + 1) * per], seed, i * replicas + rid,
-                                    1.0 / replicas)
+        loss, hits, grads = compute(
+            batch[rid * per : (rid + 1) * per], seed, i * replicas + rid, 1.0 / replicas
+        )
         model.optimizer.apply(grads, weights)
         return loss, hits
 
@@ -414,8 +453,10 @@ def _start_from(model: Any, path: Path, arch: str) -> None:
     """Copy a trained model's weights into `model` (same architecture); the optimizer starts fresh."""
     source = _load_keras(path)
     if source.name != model.name or [w.shape for w in source.weights] != [w.shape for w in model.weights]:
-        raise EdgeDigitsError(f"--init {path}: a {source.name} model, not --arch {arch}'s {model.name}; "
-                              "pass the --arch it was trained with")
+        raise EdgeDigitsError(
+            f"--init {path}: a {source.name} model, not --arch {arch}'s {model.name}; "
+            "pass the --arch it was trained with"
+        )
     model.set_weights(source.get_weights())
 
 
@@ -425,8 +466,7 @@ def _open_resume(run_dir: Path, asked: TrainConfig) -> tuple[Path, TrainConfig, 
     atomic.clean_stale(run_dir)  # orphans of a run that was killed mid-write
     if not (run_dir / "checkpoint.keras").is_file():
         raise EdgeDigitsError(
-            f"--resume {run_dir}: no checkpoint.keras there; pass a run directory made by "
-            "`edgedigits train`"
+            f"--resume {run_dir}: no checkpoint.keras there; pass a run directory made by `edgedigits train`"
         )
     try:
         saved = json.loads((run_dir / "config.json").read_text())
@@ -451,8 +491,9 @@ def _read_history(path: Path) -> list[dict[str, float]]:
     try:
         return [{k: float(v) for k, v in row.items()} for row in rows]
     except (TypeError, ValueError) as exc:  # a non-number, or a short row (None)
-        raise EdgeDigitsError(f"{path}: not a training history ({first_line(exc)}); restore it "
-                              "or start a new run") from exc
+        raise EdgeDigitsError(
+            f"{path}: not a training history ({first_line(exc)}); restore it or start a new run"
+        ) from exc
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -460,13 +501,18 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (int(row[k]) if k == "epoch" else f"{row[k]:.6f}")
-                         for k in HISTORY_FIELDS})
+        writer.writerow({k: (int(row[k]) if k == "epoch" else f"{row[k]:.6f}") for k in HISTORY_FIELDS})
     atomic.write_text(path, buf.getvalue())
 
 
-def _final_metrics(model: Any, data: Dataset, history: list[dict[str, float]], device: str,
-                   train_seconds: float, interrupted: bool) -> dict[str, Any]:
+def _final_metrics(
+    model: Any,
+    data: Dataset,
+    history: list[dict[str, float]],
+    device: str,
+    train_seconds: float,
+    interrupted: bool,
+) -> dict[str, Any]:
     report = classification_report(data.y_test, _predict(model, data.x_test))
     best = min(history, key=lambda r: r["val_loss"])
     return {
@@ -491,6 +537,8 @@ def _write_reports(run_dir: Path, history: list[dict[str, float]], metrics: dict
 
     atomic.write_json(run_dir / "metrics.json", metrics)
     save_curves(history, run_dir / "curves.png")
-    save_confusion({"accuracy": metrics["test_accuracy"],
-                    "confusion_matrix": metrics["confusion_matrix"]},
-                   run_dir / "confusion.png", "test split")
+    save_confusion(
+        {"accuracy": metrics["test_accuracy"], "confusion_matrix": metrics["confusion_matrix"]},
+        run_dir / "confusion.png",
+        "test split",
+    )

@@ -32,12 +32,12 @@ def triton_classifier(client: Any, model: str = MODEL) -> Callable[[np.ndarray],
         batch = np.ascontiguousarray(images, dtype=np.float32)
         request = httpclient.InferInput(INPUT_NAME, list(batch.shape), "FP32")
         request.set_data_from_numpy(batch)
-        result = client.infer(model, inputs=[request],
-                              outputs=[httpclient.InferRequestedOutput(OUTPUT_NAME)])
+        result = client.infer(model, inputs=[request], outputs=[httpclient.InferRequestedOutput(OUTPUT_NAME)])
         proba = np.asarray(result.as_numpy(OUTPUT_NAME), np.float32)
         if proba.shape != (len(batch), NUM_CLASSES):
-            raise RuntimeError(f"{model} answered shape {proba.shape}, "
-                               f"expected ({len(batch)}, {NUM_CLASSES})")
+            raise RuntimeError(
+                f"{model} answered shape {proba.shape}, expected ({len(batch)}, {NUM_CLASSES})"
+            )
         return proba
 
     return classify
@@ -55,14 +55,20 @@ def read_page(path: str, classify: Callable[[np.ndarray], np.ndarray], min_confi
     found = []
     for det in detect(frame, classify):
         if det.proba is not None and float(det.proba.max()) >= min_confidence:
-            found.append({"label": int(det.proba.argmax()),
-                          "confidence": round(float(det.proba.max()), 4), "box": list(det.box)})
+            found.append(
+                {
+                    "label": int(det.proba.argmax()),
+                    "confidence": round(float(det.proba.max()), 4),
+                    "box": list(det.box),
+                }
+            )
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("images", nargs="+", help="image files")
     parser.add_argument("--url", default="localhost:8000", help="the server's HTTP endpoint")
     parser.add_argument("--model", default=MODEL)
@@ -77,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ready = client.is_model_ready(args.model)
     except Exception as exc:  # connection refused, DNS, timeout: one line
-        print(f"error: no Triton server at {args.url} ({exc}); "
-              "start tritonserver --model-repository OUT/triton", file=sys.stderr)
+        print(
+            f"error: no Triton server at {args.url} ({exc}); "
+            "start tritonserver --model-repository OUT/triton",
+            file=sys.stderr,
+        )
         return 1
     if not ready:
         print(f"error: {args.url} does not serve a ready model {args.model!r}", file=sys.stderr)

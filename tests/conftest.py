@@ -33,8 +33,9 @@ def trained_cnn_run(tmp_path_factory) -> Path:
     from edgedigits.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("cnn_runs")
-    config = TrainConfig(data="mnist-5k", epochs=4, arch="cnn", augment="ink", outliers=0.2,
-                         optimizer="adam", out=str(out))
+    config = TrainConfig(
+        data="mnist-5k", epochs=4, arch="cnn", augment="ink", outliers=0.2, optimizer="adam", out=str(out)
+    )
     return train(config, log=lambda _: None).run_dir
 
 
@@ -55,8 +56,13 @@ def run_cli(*args: str, timeout: float = 120, env: dict | None = None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "edgedigits.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "edgedigits.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def assert_one_line_error(proc, *needles: str) -> None:

@@ -11,12 +11,26 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgedigits"
 # the modules an edge install runs: they may import only these third-party packages
-EDGE = {"edgedigits", "edgedigits.contract", "edgedigits.errors", "edgedigits.runtime",
-        "edgedigits.metadata", "edgedigits.quiet", "edgedigits.atomic", "edgedigits.assets",
-        "edgedigits.camera", "edgedigits.camera.ink", "edgedigits.camera.blobs",
-        "edgedigits.camera.segment", "edgedigits.camera.split",
-        "edgedigits.camera.read", "edgedigits.camera.loop", "edgedigits.camera.sources",
-        "edgedigits.camera.synth", "edgedigits.camera.synth_pages"}
+EDGE = {
+    "edgedigits",
+    "edgedigits.contract",
+    "edgedigits.errors",
+    "edgedigits.runtime",
+    "edgedigits.metadata",
+    "edgedigits.quiet",
+    "edgedigits.atomic",
+    "edgedigits.assets",
+    "edgedigits.camera",
+    "edgedigits.camera.ink",
+    "edgedigits.camera.blobs",
+    "edgedigits.camera.segment",
+    "edgedigits.camera.split",
+    "edgedigits.camera.read",
+    "edgedigits.camera.loop",
+    "edgedigits.camera.sources",
+    "edgedigits.camera.synth",
+    "edgedigits.camera.synth_pages",
+}
 # the one door from the edge side to TensorFlow: the runtime hands a .keras file, when one
 # is asked for, to keras_io (a function-level import; an edge install never takes it)
 TF_DOORS = {("edgedigits.runtime", "edgedigits.keras_io")}
@@ -58,7 +72,7 @@ def test_no_import_cycles():
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = path[path.index(nxt):] + [nxt]
+                cycle = path[path.index(nxt) :] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)

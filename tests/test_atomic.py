@@ -39,8 +39,9 @@ def test_clean_stale_removes_only_orphans(tmp_path):
     import subprocess
     import sys
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()  # a pid now gone
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()  # a pid now gone
     orphan = tmp_path / f".tmp-{dead}-abcd1234-model.onnx"
     orphan.write_bytes(b"half")
     mine = tmp_path / atomic.temp_name("model.tflite")  # this process: still writing

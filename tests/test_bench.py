@@ -23,8 +23,9 @@ def exported_run(trained_run, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("bench-run")
     shutil.copy(trained_run / "model.keras", run / "model.keras")
-    export_model(ExportConfig(source=str(run), variants=["onnx", "tflite"], data="mnist-5k"),
-                 log=lambda _: None)
+    export_model(
+        ExportConfig(source=str(run), variants=["onnx", "tflite"], data="mnist-5k"), log=lambda _: None
+    )
     return run
 
 
@@ -32,14 +33,25 @@ def test_numpy_forward_matches_keras(trained_run, mnist5k):
     from edgedigits.keras_io import load_keras_model
 
     model = load_keras_model(trained_run / "model.keras")
-    np.testing.assert_allclose(numpy_forward(model.get_weights())(mnist5k.x_test[:64]),
-                               np.asarray(model(mnist5k.x_test[:64])), atol=1e-5)
+    np.testing.assert_allclose(
+        numpy_forward(model.get_weights())(mnist5k.x_test[:64]),
+        np.asarray(model(mnist5k.x_test[:64])),
+        atol=1e-5,
+    )
 
 
 def test_bench_report_covers_every_backend(exported_run, tmp_path):
     assert set(find_models(exported_run)) >= {"keras", "onnx", "tflite"}
-    report = run_bench(BenchConfig(model_dir=str(exported_run), batch_sizes=[1, 64], threads=[1],
-                                   seconds=0.05, cold_start=True, camera=True))
+    report = run_bench(
+        BenchConfig(
+            model_dir=str(exported_run),
+            batch_sizes=[1, 64],
+            threads=[1],
+            seconds=0.05,
+            cold_start=True,
+            camera=True,
+        )
+    )
     backends = {r["backend"] for r in report["rows"]}
     assert backends == {"keras.predict", "keras.call", "numpy", "tflite", "onnx", "onnx.bare"}
     for r in report["rows"]:
@@ -55,9 +67,29 @@ def test_bench_report_covers_every_backend(exported_run, tmp_path):
 
 def test_bench_cli_writes_outputs(exported_run, tmp_path, capsys):
     paths = [tmp_path / n for n in ("b.json", "b.md", "b.png")]
-    assert main(["bench", "--model-dir", str(exported_run / "export"), "--batch-sizes", "1",
-                 "--threads", "1", "--seconds", "0.05", "--no-cold-start",
-                 "--json", str(paths[0]), "--markdown", str(paths[1]), "--plot", str(paths[2])]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model-dir",
+                str(exported_run / "export"),
+                "--batch-sizes",
+                "1",
+                "--threads",
+                "1",
+                "--seconds",
+                "0.05",
+                "--no-cold-start",
+                "--json",
+                str(paths[0]),
+                "--markdown",
+                str(paths[1]),
+                "--plot",
+                str(paths[2]),
+            ]
+        )
+        == 0
+    )
     assert json.loads(paths[0].read_text())["rows"]
     assert paths[1].read_text().startswith("Machine:")
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
@@ -88,8 +120,11 @@ def test_bench_measures_the_cnn_from_its_own_layers(trained_cnn_run, tmp_path):
     for name in ("model.keras", "config.json", "metrics.json"):
         shutil.copy(trained_cnn_run / name, run / name)
     export_model(ExportConfig(source=str(run), variants=["onnx", "onnx_int8"]), log=lambda _: None)
-    report = run_bench(BenchConfig(model_dir=str(run), batch_sizes=[1, 32], threads=[1],
-                                   seconds=0.05, cold_start=False, camera=False))
+    report = run_bench(
+        BenchConfig(
+            model_dir=str(run), batch_sizes=[1, 32], threads=[1], seconds=0.05, cold_start=False, camera=False
+        )
+    )
     assert report["macs_per_image"] == 1_994_240  # 3 convolutions + 2 dense layers, per image
     names = {r["backend"] for r in report["rows"]}
     assert {"onnx", "onnx.int8", "keras.call"} <= names and "numpy" not in names

@@ -22,7 +22,7 @@ from .conftest import assert_one_line_error, run_cli, write_demo_clip
 def frames_with_truth():
     x, y = demo_digits()
     rng = np.random.default_rng(3)
-    return [scattered_frame(x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8], rng) for i in range(4)]
+    return [scattered_frame(x[i * 8 : (i + 1) * 8], y[i * 8 : (i + 1) * 8], rng) for i in range(4)]
 
 
 def _jsonl(path):
@@ -42,8 +42,10 @@ def test_image_source_reads_the_digits(tmp_path, frames_with_truth):
     frame, truths = frames_with_truth[0]
     cv2.imwrite(str(tmp_path / "page.png"), frame)
     out = tmp_path / "out.jsonl"
-    assert main(["camera", "--source", str(tmp_path / "page.png"), "--headless",
-                 "--output-jsonl", str(out)]) == 0
+    assert (
+        main(["camera", "--source", str(tmp_path / "page.png"), "--headless", "--output-jsonl", str(out)])
+        == 0
+    )
     (record,) = _jsonl(out)
     assert record["frame"] == 0 and record["source"] == "page.png"
     assert set(record["ms"]) == {"capture", "segment", "classify", "total"}
@@ -59,8 +61,21 @@ def test_min_confidence_drops_unsure_digits(tmp_path, frames_with_truth):
     records = {}
     for cut in ("0", "0.999"):
         out = tmp_path / f"out{cut}.jsonl"
-        assert main(["camera", "--source", str(tmp_path / "page.png"), "--headless",
-                     "--min-confidence", cut, "--output-jsonl", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "camera",
+                    "--source",
+                    str(tmp_path / "page.png"),
+                    "--headless",
+                    "--min-confidence",
+                    cut,
+                    "--output-jsonl",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         (records[cut],) = _jsonl(out)
     everything, sure = records["0"]["digits"], records["0.999"]["digits"]
     assert 0 < len(sure) < len(everything)
@@ -74,8 +89,21 @@ def test_folder_is_sorted_and_video_is_written(tmp_path, frames_with_truth):
         cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
     (folder / "notes.txt").write_text("not an image")
     out, video = tmp_path / "f.jsonl", tmp_path / "annotated.avi"
-    assert main(["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out),
-                 "--output-video", str(video)]) == 0
+    assert (
+        main(
+            [
+                "camera",
+                "--source",
+                str(folder),
+                "--headless",
+                "--output-jsonl",
+                str(out),
+                "--output-video",
+                str(video),
+            ]
+        )
+        == 0
+    )
     records = _jsonl(out)
     assert [r["frame"] for r in records] == [0, 1, 2, 3]
     cap = cv2.VideoCapture(str(video))
@@ -85,8 +113,10 @@ def test_folder_is_sorted_and_video_is_written(tmp_path, frames_with_truth):
 
 def test_demo_reads_the_number_2026(tmp_path):
     out = tmp_path / "demo.jsonl"
-    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "30",
-                 "--output-jsonl", str(out)]) == 0
+    assert (
+        main(["camera", "--source", "demo", "--headless", "--max-frames", "30", "--output-jsonl", str(out)])
+        == 0
+    )
     records = _jsonl(out)
     assert len(records) == 30
     reads = [n["value"] for r in records for n in r["numbers"]]
@@ -138,14 +168,17 @@ def test_one_batched_call_per_frame(frames_with_truth):
     assert len(calls) == 1 and calls[0] >= len(result["digits"]) >= 7  # splits ride in the same batch
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--source", "7"], "no camera at index 7"),
-    (["--source", "missing.mp4"], "no such file"),
-    (["--source", "demo", "--model", "nope.onnx"], "no such model file"),
-    (["--source", "__BAD_IMAGE__"], "not a readable image"),
-    (["--source", "demo", "--min-confidence", "2"], "--min-confidence"),
-    (["--source", "demo", "--output-video", "out.gif"], "write a .mp4 or .avi file"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--source", "7"], "no camera at index 7"),
+        (["--source", "missing.mp4"], "no such file"),
+        (["--source", "demo", "--model", "nope.onnx"], "no such model file"),
+        (["--source", "__BAD_IMAGE__"], "not a readable image"),
+        (["--source", "demo", "--min-confidence", "2"], "--min-confidence"),
+        (["--source", "demo", "--output-video", "out.gif"], "write a .mp4 or .avi file"),
+    ],
+)
 def test_bad_camera_input_is_one_line(tmp_path, args, needle):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG not really")
@@ -167,8 +200,9 @@ def test_window_quits_on_q_or_esc_with_complete_outputs(tmp_path, monkeypatch, k
     monkeypatch.setattr(cv2, "waitKey", lambda delay: next(presses))
     monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
     out, video = tmp_path / "w.jsonl", tmp_path / "w.avi"
-    summary = run_camera(CameraConfig(source="demo", output_jsonl=str(out),
-                                      output_video=str(video)), log=lambda _: None)
+    summary = run_camera(
+        CameraConfig(source="demo", output_jsonl=str(out), output_video=str(video)), log=lambda _: None
+    )
     assert summary["frames"] == 3 and len(shown) == 3 and shown[0] == (480, 640, 3)
     assert len(_jsonl(out)) == 3
     cap = cv2.VideoCapture(str(video))
@@ -192,8 +226,10 @@ def test_camera_runs_tflite_models(trained_run, tmp_path, frames_with_truth):
     the float ONNX export of the same Keras model does."""
     from edgedigits.export import ExportConfig, export_model
 
-    export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite_int8"],
-                              out=str(tmp_path)), log=lambda _: None)
+    export_model(
+        ExportConfig(source=str(trained_run), variants=["onnx", "tflite_int8"], out=str(tmp_path)),
+        log=lambda _: None,
+    )
     folder = tmp_path / "pages"
     folder.mkdir()
     for i, (frame, _) in enumerate(frames_with_truth):
@@ -201,20 +237,44 @@ def test_camera_runs_tflite_models(trained_run, tmp_path, frames_with_truth):
     labels, records = {}, {}
     for model, backend in (("model_int8.tflite", "tflite"), ("model.onnx", "onnx")):
         out = tmp_path / f"{backend}.jsonl"
-        assert main(["camera", "--model", str(tmp_path / model), "--backend", backend, "--source",
-                     str(folder), "--headless", "--min-confidence", "0", "--output-jsonl", str(out)]) == 0
+        assert (
+            main(
+                [
+                    "camera",
+                    "--model",
+                    str(tmp_path / model),
+                    "--backend",
+                    backend,
+                    "--source",
+                    str(folder),
+                    "--headless",
+                    "--min-confidence",
+                    "0",
+                    "--output-jsonl",
+                    str(out),
+                ]
+            )
+            == 0
+        )
         records[backend] = _jsonl(out)
         labels[backend] = [[d["label"] for d in r["digits"]] for r in records[backend]]
     counts = [len(frame) for frame in labels["tflite"]]
     assert len(counts) == 4 and len(set(counts)) > 1  # a different batch size per frame
-    pairs = [(a, b) for fa, fb in zip(labels["tflite"], labels["onnx"], strict=True)
-             for a, b in zip(fa, fb, strict=True)]
+    pairs = [
+        (a, b)
+        for fa, fb in zip(labels["tflite"], labels["onnx"], strict=True)
+        for a, b in zip(fa, fb, strict=True)
+    ]
     assert sum(a == b for a, b in pairs) >= len(pairs) - 1
     correct = 0  # and against the truth on the full page, matching boxes by centre
     for t in frames_with_truth[3][1]:
         cx, cy = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
-        found = [d for d in records["tflite"][3]["digits"] if d["box"][0] <= cx <= d["box"][0]
-                 + d["box"][2] and d["box"][1] <= cy <= d["box"][1] + d["box"][3]]
+        found = [
+            d
+            for d in records["tflite"][3]["digits"]
+            if d["box"][0] <= cx <= d["box"][0] + d["box"][2]
+            and d["box"][1] <= cy <= d["box"][1] + d["box"][3]
+        ]
         correct += len(found) == 1 and found[0]["label"] == t.label
     assert correct >= 5
 
@@ -248,8 +308,10 @@ def test_folder_records_name_their_source_file(tmp_path, frames_with_truth):
     assert main(["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out)]) == 0
     assert [r["source"] for r in _jsonl(out)] == ["page0.png", "page1.png"]
     demo = tmp_path / "demo.jsonl"
-    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "1",
-                 "--output-jsonl", str(demo)]) == 0
+    assert (
+        main(["camera", "--source", "demo", "--headless", "--max-frames", "1", "--output-jsonl", str(demo)])
+        == 0
+    )
     assert "source" not in _jsonl(demo)[0]  # a video's frames have no file of their own
 
 
@@ -314,13 +376,17 @@ def test_streams_are_written_in_place_never_replaced(tmp_path):
 
     reader = threading.Thread(target=read)
     reader.start()
-    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "4",
-                 "--output-jsonl", str(fifo)]) == 0
+    assert (
+        main(["camera", "--source", "demo", "--headless", "--max-frames", "4", "--output-jsonl", str(fifo)])
+        == 0
+    )
     reader.join(timeout=30)
     assert [json.loads(line)["frame"] for line in got] == [0, 1, 2, 3]
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
-    assert main(["camera", "--source", "demo", "--headless", "--max-frames", "1",
-                 "--output-jsonl", os.devnull]) == 0
+    assert (
+        main(["camera", "--source", "demo", "--headless", "--max-frames", "1", "--output-jsonl", os.devnull])
+        == 0
+    )
     assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
@@ -342,8 +408,21 @@ def test_sigterm_and_sighup_end_the_camera_like_ctrl_c(tmp_path, sig, code):
 
     clip = write_demo_clip(tmp_path / "clip.avi", 240)  # long enough to be stopped mid-way
     out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "edgedigits.cli", "camera", "--source", str(clip),
-                             "--headless", "--output-jsonl", str(out)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edgedigits.cli",
+            "camera",
+            "--source",
+            str(clip),
+            "--headless",
+            "--output-jsonl",
+            str(out),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 30
     while not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.05)  # the loop has started writing
@@ -388,8 +467,9 @@ def test_images_declaring_too_many_pixels_are_refused_before_decoding(tmp_path, 
     assert main(["camera", "--source", str(folder / "b.png"), "--headless", "--max-pixels", "1000"]) == 1
 
 
-def test_a_run_that_fails_keeps_the_good_outputs_and_names_what_it_wrote(tmp_path, frames_with_truth,
-                                                                        monkeypatch, capsys):
+def test_a_run_that_fails_keeps_the_good_outputs_and_names_what_it_wrote(
+    tmp_path, frames_with_truth, monkeypatch, capsys
+):
     """The disk fills at the third page: the previous complete JSONL and video stay as they
     were; the two pages this run read are kept beside them, under the names the error gives."""
     import errno
@@ -401,8 +481,16 @@ def test_a_run_that_fails_keeps_the_good_outputs_and_names_what_it_wrote(tmp_pat
     for i, (frame, _) in enumerate(frames_with_truth):
         cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
     out, video = tmp_path / "f.jsonl", tmp_path / "v.avi"
-    argv = ["camera", "--source", str(folder), "--headless", "--output-jsonl", str(out),
-            "--output-video", str(video)]
+    argv = [
+        "camera",
+        "--source",
+        str(folder),
+        "--headless",
+        "--output-jsonl",
+        str(out),
+        "--output-video",
+        str(video),
+    ]
     assert main(argv) == 0
     good_jsonl, good_video = out.read_bytes(), video.read_bytes()
     calls = []

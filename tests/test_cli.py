@@ -31,12 +31,21 @@ def test_help_and_version(capsys):
     assert "--min-confidence" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--epochs", "0"], ["train", "--optimizer", "rmsprop"], ["train", "--bogus"],
-    ["train", "--batch-size", "many"], ["nosuchcommand"], [],
-    ["export", "runs/x", "--format", "coreml"], ["export", "runs/x", "--quantize", "int4"],
-    ["camera", "--backend", "keras"], ["camera", "--max-frames", "0"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--epochs", "0"],
+        ["train", "--optimizer", "rmsprop"],
+        ["train", "--bogus"],
+        ["train", "--batch-size", "many"],
+        ["nosuchcommand"],
+        [],
+        ["export", "runs/x", "--format", "coreml"],
+        ["export", "runs/x", "--quantize", "int4"],
+        ["camera", "--backend", "keras"],
+        ["camera", "--max-frames", "0"],
+    ],
+)
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
@@ -82,8 +91,11 @@ def test_eval_of_trained_model(trained_run, capsys):
 def test_output_into_a_closed_pipe_is_quiet():
     from edgedigits.camera.loop import bundled_model
 
-    proc = subprocess.Popen([sys.executable, "-m", "edgedigits.cli", "info", str(bundled_model())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgedigits.cli", "info", str(bundled_model())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     proc.stdout.close()  # as `| head -0` would
     assert proc.wait(timeout=60) == 0
     assert b"Traceback" not in proc.stderr.read()
@@ -101,13 +113,16 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
     """ENOSPC (simulated at the write) ends in one line with the path and the cause."""
     from edgedigits.assets import bundled_model
 
-    script = "\n".join([
-        "import errno, edgedigits.atomic as a, edgedigits.cli as c",
-        "def full(path, data):",
-        "    raise OSError(errno.ENOSPC, 'No space left on device', str(path))",
-        "a.write_bytes = full",
-        f"raise SystemExit(c.main(['eval', {str(bundled_model())!r}, '--data', 'mnist-5k', "
-        f"'--json', {str(tmp_path / 'r.json')!r}]))"])
+    script = "\n".join(
+        [
+            "import errno, edgedigits.atomic as a, edgedigits.cli as c",
+            "def full(path, data):",
+            "    raise OSError(errno.ENOSPC, 'No space left on device', str(path))",
+            "a.write_bytes = full",
+            f"raise SystemExit(c.main(['eval', {str(bundled_model())!r}, '--data', 'mnist-5k', "
+            f"'--json', {str(tmp_path / 'r.json')!r}]))",
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
@@ -116,26 +131,37 @@ def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
 
 def _with_a_full_disk(patch: str, argv: list[str]) -> subprocess.CompletedProcess:
     """Run the CLI in a fresh process where `patch` (Python) makes a write fail with ENOSPC."""
-    script = "\n".join(["import errno, pathlib, edgedigits.cli as c", patch,
-                        f"raise SystemExit(c.main({argv!r}))"])
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    script = "\n".join(
+        ["import errno, pathlib, edgedigits.cli as c", patch, f"raise SystemExit(c.main({argv!r}))"]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 @pytest.mark.slow
 def test_a_full_disk_during_training_is_one_line(tmp_path):
     """The disk fills when the first checkpoint is saved: one line naming the file and the cause."""
-    patch = "\n".join([
-        "from edgedigits._tf import import_keras",
-        "keras = import_keras('the test')",
-        "def full(self, path, *a, **k):",
-        "    raise OSError(errno.ENOSPC, 'No space left on device', str(path))",
-        "keras.Model.save = full"])
+    patch = "\n".join(
+        [
+            "from edgedigits._tf import import_keras",
+            "keras = import_keras('the test')",
+            "def full(self, path, *a, **k):",
+            "    raise OSError(errno.ENOSPC, 'No space left on device', str(path))",
+            "keras.Model.save = full",
+        ]
+    )
     proc = _with_a_full_disk(patch, ["train", "--data", "mnist-5k", "--epochs", "2", "--out", str(tmp_path)])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert line.endswith("checkpoint.keras: No space left on device; free space or choose another output "
-                          "path (files written before are intact)")
+    assert line.endswith(
+        "checkpoint.keras: No space left on device; free space or choose another output "
+        "path (files written before are intact)"
+    )
     assert f"{tmp_path}/" in line and ".tmp-" not in line
 
 
@@ -144,13 +170,16 @@ def test_a_full_disk_during_export_keeps_the_previous_exports(trained_run, tmp_p
     out = tmp_path / "exports"
     assert main(["export", str(trained_run), "--format", "onnx", "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    patch = "\n".join([
-        "real = pathlib.Path.write_bytes",
-        "def full(self, data):",
-        "    if self.suffix == '.onnx' and self.name.startswith('.tmp-'):",
-        "        raise OSError(errno.ENOSPC, 'No space left on device', str(self))",
-        "    return real(self, data)",
-        "pathlib.Path.write_bytes = full"])
+    patch = "\n".join(
+        [
+            "real = pathlib.Path.write_bytes",
+            "def full(self, data):",
+            "    if self.suffix == '.onnx' and self.name.startswith('.tmp-'):",
+            "        raise OSError(errno.ENOSPC, 'No space left on device', str(self))",
+            "    return real(self, data)",
+            "pathlib.Path.write_bytes = full",
+        ]
+    )
     proc = _with_a_full_disk(patch, ["export", str(trained_run), "--format", "onnx", "--out", str(out)])
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -158,19 +187,25 @@ def test_a_full_disk_during_export_keeps_the_previous_exports(trained_run, tmp_p
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # parity.json included
 
 
-@pytest.mark.parametrize("argv,flag", [
-    (["eval", "__MODEL__", "--data", "mnist-5k", "--json", "__BLOCKED__/r.json"], "--json"),
-    (["bench", "--markdown", "__BLOCKED__/b.md", "--batch-sizes", "1"], "--markdown"),
-    (["camera", "--source", "demo", "--headless", "--output-jsonl", "__BLOCKED__/c.jsonl"],
-     "--output-jsonl"),
-])
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["eval", "__MODEL__", "--data", "mnist-5k", "--json", "__BLOCKED__/r.json"], "--json"),
+        (["bench", "--markdown", "__BLOCKED__/b.md", "--batch-sizes", "1"], "--markdown"),
+        (
+            ["camera", "--source", "demo", "--headless", "--output-jsonl", "__BLOCKED__/c.jsonl"],
+            "--output-jsonl",
+        ),
+    ],
+)
 def test_output_paths_are_checked_before_the_work(tmp_path, argv, flag):
     """An output under a path that cannot be a folder fails at once, in one line naming the flag."""
     from edgedigits.assets import bundled_model
 
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    argv = [str(bundled_model()) if a == "__MODEL__" else a.replace("__BLOCKED__", str(blocker))
-            for a in argv]
+    argv = [
+        str(bundled_model()) if a == "__MODEL__" else a.replace("__BLOCKED__", str(blocker)) for a in argv
+    ]
     proc = run_cli(*argv, timeout=30)
     assert_one_line_error(proc, flag)

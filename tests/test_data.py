@@ -70,16 +70,16 @@ def test_idx_folder_source(tmp_path, raw_mnist_arrays, gz):
     folder = write_idx_folder(tmp_path / "idx", raw_mnist_arrays, gz)
     ds = load_dataset(str(folder))
     np.testing.assert_array_equal(ds.y_train, raw_mnist_arrays["y_train"][30:])
-    np.testing.assert_array_equal(np.round(ds.x_test * 255).astype(np.uint8),
-                                  raw_mnist_arrays["x_test"])
+    np.testing.assert_array_equal(np.round(ds.x_test * 255).astype(np.uint8), raw_mnist_arrays["x_test"])
 
 
 def test_keras_downloader_is_used_when_it_works(monkeypatch, raw_mnist_arrays):
     import keras
 
     a = raw_mnist_arrays
-    monkeypatch.setattr(keras.datasets.mnist, "load_data",
-                        lambda: ((a["x_train"], a["y_train"]), (a["x_test"], a["y_test"])))
+    monkeypatch.setattr(
+        keras.datasets.mnist, "load_data", lambda: ((a["x_train"], a["y_train"]), (a["x_test"], a["y_test"]))
+    )
     ds = load_dataset("mnist")
     assert ds.name == "mnist" and ds.sizes() == {"train": 270, "valid": 30, "test": 100}
     np.testing.assert_array_equal(ds.y_valid, a["y_train"][:30])  # the first images validate
@@ -228,8 +228,9 @@ def test_huge_declared_arrays_are_refused_before_allocation(tmp_path, raw_mnist_
     path = tmp_path / "huge.npz"
     np.savez(path, **raw_mnist_arrays)
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
-                                                  "shape": (2 ** 32, 28, 28)})
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (2**32, 28, 28)}
+    )
     with zipfile.ZipFile(path, "a") as zf:  # a second x_train.npy member: numpy reads the last
         zf.writestr("x_train.npy", b"\x93NUMPY" + header.getvalue()[6:] + b"\0" * 1000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

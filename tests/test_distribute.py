@@ -21,8 +21,13 @@ pytestmark = pytest.mark.slow
 
 def _python(code: str, timeout: float = 300, env: dict | None = None) -> dict:
     """Run `code` in a fresh interpreter; it prints one JSON line last."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -109,32 +114,72 @@ def test_multiworker_on_localhost_trains_like_one_device(tmp_path):
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
     procs = []
     for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "edgedigits.cli", "train", "--data", "mnist-5k", "--epochs", "3",
-             "--strategy", "multiworker", "--out", str(tmp_path / "multi")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "edgedigits.cli",
+                    "train",
+                    "--data",
+                    "mnist-5k",
+                    "--epochs",
+                    "3",
+                    "--strategy",
+                    "multiworker",
+                    "--out",
+                    str(tmp_path / "multi"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     assert "2 replicas in 2 tasks" in outputs[0][0] and "worker done" in outputs[1][0]
     (run,) = (tmp_path / "multi").iterdir()
-    one = run_cli("train", "--data", "mnist-5k", "--epochs", "3", "--batch-size", "64",
-                  "--strategy", "one", "--out", str(tmp_path / "one"), timeout=300)
+    one = run_cli(
+        "train",
+        "--data",
+        "mnist-5k",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--strategy",
+        "one",
+        "--out",
+        str(tmp_path / "one"),
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
     (single,) = (tmp_path / "one").iterdir()
     multi_history = (run / "history.csv").read_text().splitlines()
     one_history = (single / "history.csv").read_text().splitlines()
     for a, b in zip(multi_history[1:], one_history[1:], strict=True):  # all but the seconds column
-        assert [float(v) for v in a.split(",")[:5]] == pytest.approx([float(v) for v in b.split(",")[:5]],
-                                                                     abs=1e-4)
+        assert [float(v) for v in a.split(",")[:5]] == pytest.approx(
+            [float(v) for v in b.split(",")[:5]], abs=1e-4
+        )
 
 
-@pytest.mark.parametrize("tf_config, needle", [
-    (None, "needs TF_CONFIG"),
-    ("{not json", "TF_CONFIG is malformed"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "TF_CONFIG is malformed"),
-])
+@pytest.mark.parametrize(
+    "tf_config, needle",
+    [
+        (None, "needs TF_CONFIG"),
+        ("{not json", "TF_CONFIG is malformed"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
+            "TF_CONFIG is malformed",
+        ),
+    ],
+)
 def test_multiworker_without_a_valid_tf_config_is_one_line(tf_config, needle):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     if tf_config is not None:

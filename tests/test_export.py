@@ -32,8 +32,14 @@ def exported(trained_any):
 def test_all_writes_every_variant_and_report(exported):
     out, _ = exported
     names = {p.name for p in out.iterdir()}
-    assert names == {"model.onnx", "model_int8.onnx", "model.tflite", "model_fp16.tflite",
-                     "model_int8.tflite", "parity.json"}
+    assert names == {
+        "model.onnx",
+        "model_int8.onnx",
+        "model.tflite",
+        "model_fp16.tflite",
+        "model_int8.tflite",
+        "parity.json",
+    }
 
 
 @pytest.mark.parametrize("key", list(EXPORTERS))
@@ -108,8 +114,10 @@ def test_metadata_in_every_file(exported, trained_any, key):
 def test_opset_is_honoured(trained_run, tmp_path):
     import onnx
 
-    export_model(ExportConfig(source=str(trained_run / "model.keras"), variants=["onnx"], opset=13,
-                              out=str(tmp_path)), log=lambda _: None)
+    export_model(
+        ExportConfig(source=str(trained_run / "model.keras"), variants=["onnx"], opset=13, out=str(tmp_path)),
+        log=lambda _: None,
+    )
     proto = onnx.load(str(tmp_path / "model.onnx"))
     assert [op.version for op in proto.opset_import if op.domain in ("", "ai.onnx")] == [13]
 
@@ -117,13 +125,15 @@ def test_opset_is_honoured(trained_run, tmp_path):
 def test_failed_parity_keeps_previous_file(trained_run, tmp_path, monkeypatch):
     from edgedigits.export import parity
 
-    export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
-                 log=lambda _: None)
+    export_model(
+        ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)), log=lambda _: None
+    )
     good = (tmp_path / "model.onnx").read_bytes()
     monkeypatch.setitem(parity.TOLERANCES, "none", {"max_abs_diff": 0.0, "min_agreement": 1.0})
     with pytest.raises(EdgeDigitsError, match="disagreed") as error:
-        export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
-                     log=lambda _: None)
+        export_model(
+            ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)), log=lambda _: None
+        )
     assert (tmp_path / "model.onnx").read_bytes() == good
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     # the failed file is kept beside the good one, under the name the error gives, and
@@ -186,15 +196,22 @@ def test_any_28x28_classifier_exports_and_runs(tmp_path, mnist5k):
     from edgedigits.camera.synth import demo_digits, scattered_frame
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                              keras.layers.MaxPooling2D(2), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(mnist5k.x_train[..., None], mnist5k.y_train, epochs=2, verbose=0)
     source = tmp_path / "mine.keras"
     model.save(source)
-    rows = export_model(ExportConfig(source=str(source), data="mnist-5k", out=str(tmp_path / "out")),
-                        log=lambda _: None)
+    rows = export_model(
+        ExportConfig(source=str(source), data="mnist-5k", out=str(tmp_path / "out")), log=lambda _: None
+    )
     assert len(rows) == len(EXPORTERS) and all(r.passed for r in rows)
     keras_clf = load_classifier(source)  # the .keras itself, through the runtime
     assert (keras_clf.predict(mnist5k.x_test) == mnist5k.y_test).mean() > 0.85
@@ -208,8 +225,9 @@ def test_any_28x28_classifier_exports_and_runs(tmp_path, mnist5k):
     (tmp_path / "rank4.onnx").write_bytes(proto.SerializeToString())
     foreign = load_classifier(tmp_path / "rank4.onnx")
     assert foreign.rank == 4
-    np.testing.assert_allclose(foreign.predict_proba(mnist5k.x_test[:64]),
-                               keras_clf.predict_proba(mnist5k.x_test[:64]), atol=1e-5)
+    np.testing.assert_allclose(
+        foreign.predict_proba(mnist5k.x_test[:64]), keras_clf.predict_proba(mnist5k.x_test[:64]), atol=1e-5
+    )
     x, y = demo_digits()
     frame, _ = scattered_frame(x[:6], y[:6], np.random.default_rng(0))
     assert len(process_frame(frame, foreign, None, 0.0)["digits"]) >= 5  # the camera takes it too
@@ -221,8 +239,9 @@ def test_an_interrupted_export_leaves_a_report_that_matches_its_files(trained_ru
     import edgedigits.export as export
 
     out = tmp_path / "export"
-    export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite"], out=str(out)),
-                 log=lambda _: None)
+    export_model(
+        ExportConfig(source=str(trained_run), variants=["onnx", "tflite"], out=str(out)), log=lambda _: None
+    )
     real = export._try_export
 
     def interrupt_on_tflite(key, *args):
@@ -232,8 +251,10 @@ def test_an_interrupted_export_leaves_a_report_that_matches_its_files(trained_ru
 
     monkeypatch.setattr(export, "_try_export", interrupt_on_tflite)
     with pytest.raises(KeyboardInterrupt):
-        export_model(ExportConfig(source=str(trained_run), variants=["onnx", "tflite"], out=str(out)),
-                     log=lambda _: None)
+        export_model(
+            ExportConfig(source=str(trained_run), variants=["onnx", "tflite"], out=str(out)),
+            log=lambda _: None,
+        )
     report = json.loads((out / "parity.json").read_text())
     rows = {r["file"]: r for r in report["rows"]}
     assert set(rows) == {"model.onnx", "model.tflite"}

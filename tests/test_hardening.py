@@ -96,18 +96,26 @@ def test_corrupted_keras_models_are_rejected(trained_run, tmp_path):
     assert "flipped" in {kind for kind, _, _ in cases}
 
 
-@pytest.mark.parametrize("command,suffix", [
-    (c, s) for c in ("eval", "info", "camera") for s in (".onnx", ".tflite", ".keras")
-    if (c, s) != ("camera", ".keras")  # the camera runs .onnx/.tflite only
-])
+@pytest.mark.parametrize(
+    "command,suffix",
+    [
+        (c, s)
+        for c in ("eval", "info", "camera")
+        for s in (".onnx", ".tflite", ".keras")
+        if (c, s) != ("camera", ".keras")  # the camera runs .onnx/.tflite only
+    ],
+)
 def test_every_command_gives_one_line_for_bad_models(tmp_path, command, suffix):
     bad = tmp_path / f"bad{suffix}"
     bad.write_bytes(b"\x00\x01garbage" * 100)
     folder = tmp_path / f"folder{suffix}"
     folder.mkdir()
     for target in (bad, folder, tmp_path / f"missing{suffix}"):
-        args = {"eval": ["eval", str(target), "--data", "mnist-5k"], "info": ["info", str(target)],
-                "camera": ["camera", "--model", str(target), "--source", "demo", "--headless"]}[command]
+        args = {
+            "eval": ["eval", str(target), "--data", "mnist-5k"],
+            "info": ["info", str(target)],
+            "camera": ["camera", "--model", str(target), "--source", "demo", "--headless"],
+        }[command]
         assert_one_line_error(run_cli(*args))
 
 
@@ -116,8 +124,9 @@ def test_model_of_other_output_count(tmp_path):
 
     other = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(5)])
     other.save(tmp_path / "five.keras")
-    assert_one_line_error(run_cli("eval", str(tmp_path / "five.keras"), "--data", "mnist-5k"),
-                          "needs [batch, 10]")
+    assert_one_line_error(
+        run_cli("eval", str(tmp_path / "five.keras"), "--data", "mnist-5k"), "needs [batch, 10]"
+    )
 
 
 def test_unsupported_opset_is_one_line(tmp_path):
@@ -140,15 +149,25 @@ def test_unsupported_opset_is_one_line(tmp_path):
 def _text_page():
     page = np.full((480, 640, 3), 235, np.uint8)
     for row in range(12):
-        cv2.putText(page, "The quick brown fox 0123456789 jumps over", (10, 30 + row * 38),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.55, (20, 20, 20), 1, cv2.LINE_AA)
+        cv2.putText(
+            page,
+            "The quick brown fox 0123456789 jumps over",
+            (10, 30 + row * 38),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.55,
+            (20, 20, 20),
+            1,
+            cv2.LINE_AA,
+        )
     return page
 
 
-FRAME_CASES = [(shape, channels, dtype)
-               for shape in [(1, 1), (2, 3), (31, 17), (480, 640)]
-               for channels in [None, 1, 3, 4]
-               for dtype in [np.uint8, np.uint16, np.float32]] + [((4096, 4096), 3, np.uint8)]
+FRAME_CASES = [
+    (shape, channels, dtype)
+    for shape in [(1, 1), (2, 3), (31, 17), (480, 640)]
+    for channels in [None, 1, 3, 4]
+    for dtype in [np.uint8, np.uint16, np.float32]
+] + [((4096, 4096), 3, np.uint8)]
 
 
 @pytest.mark.parametrize("shape,channels,dtype", FRAME_CASES)
@@ -157,8 +176,7 @@ def test_any_frame_goes_through_the_loop(shape, channels, dtype):
     full = shape if channels is None else (*shape, channels)
     rng = np.random.default_rng(0)
     top = 1.0 if dtype == np.float32 else np.iinfo(dtype).max
-    for frame in (np.zeros(full, dtype), np.full(full, top, dtype),
-                  (rng.random(full) * top).astype(dtype)):
+    for frame in (np.zeros(full, dtype), np.full(full, top, dtype), (rng.random(full) * top).astype(dtype)):
         result = process_frame(frame, clf, None, 0.8)
         assert result["digits"] == []  # black, white and noise hold no digits
 
@@ -189,8 +207,12 @@ def test_fuzzed_npz_and_idx_give_data_errors(tmp_path, raw_mnist_arrays):
 
 
 def _kill_at_random(args, ready, rng, cwd=None):
-    proc = subprocess.Popen([sys.executable, "-m", "edgedigits.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=cwd)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgedigits.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cwd,
+    )
     deadline = time.time() + 90
     while not ready() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -211,8 +233,11 @@ def test_kill_9_during_train_keeps_a_resumable_run(tmp_path):
     rng = np.random.default_rng(9)
     out = tmp_path / "runs"
     for _ in range(2):
-        _kill_at_random(["train", "--data", "mnist-5k", "--out", str(out)],
-                        lambda: any(out.glob("*/checkpoint.keras")), rng)
+        _kill_at_random(
+            ["train", "--data", "mnist-5k", "--out", str(out)],
+            lambda: any(out.glob("*/checkpoint.keras")),
+            rng,
+        )
     for run in out.iterdir():
         if not (run / "checkpoint.keras").exists():
             continue
@@ -230,8 +255,7 @@ def test_kill_9_during_export_keeps_complete_files(exports, trained_run, tmp_pat
     out = tmp_path / "export"
     run_cli("export", str(trained_run), "--out", str(out))
     for _ in range(3):
-        _kill_at_random(["export", str(trained_run), "--out", str(out)],
-                        lambda: any(out.glob(".tmp-*")), rng)
+        _kill_at_random(["export", str(trained_run), "--out", str(out)], lambda: any(out.glob(".tmp-*")), rng)
         assert _no_partial_files(out)
         for f in out.glob("model*"):
             load_classifier(f)  # loads, and matches its export-time fingerprint
@@ -241,9 +265,14 @@ def test_kill_9_during_export_keeps_complete_files(exports, trained_run, tmp_pat
 
 def test_two_exports_into_one_folder(trained_run, tmp_path, mnist5k):
     out = tmp_path / "shared"
-    procs = [subprocess.Popen([sys.executable, "-m", "edgedigits.cli", "export", str(trained_run),
-                               "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "edgedigits.cli", "export", str(trained_run), "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     assert not list(out.glob(".tmp-*"))
     keras_pred = np.asarray(load_keras_model(trained_run / "model.keras")(mnist5k.x_test)).argmax(1)
@@ -289,13 +318,20 @@ def test_an_unexpected_error_is_one_line_unless_debugging():
     """Any exception the library did not foresee: one line and exit 1; the traceback with
     EDGEDIGITS_DEBUG=1."""
     env = {**os.environ, "EDGEDIGITS_DEBUG": "0"}
-    script = ("import edgedigits.cli as c, edgedigits.runtime as r\n"
-              "r.load_classifier = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('boom'))\n"
-              "raise SystemExit(c.main(['info']))\n")
+    script = (
+        "import edgedigits.cli as c, edgedigits.runtime as r\n"
+        "r.load_classifier = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('boom'))\n"
+        "raise SystemExit(c.main(['info']))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1 and "RuntimeError: boom" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env={**env, "EDGEDIGITS_DEBUG": "1"}, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**env, "EDGEDIGITS_DEBUG": "1"},
+        timeout=60,
+    )
     assert proc.returncode == 1 and "Traceback" in proc.stderr
 
 
@@ -304,8 +340,10 @@ def test_keras_zip_bombs_are_refused_before_keras_opens_them(trained_run, tmp_pa
     import resource
 
     bomb = tmp_path / "bomb.keras"
-    with zipfile.ZipFile(trained_run / "model.keras") as src, \
-            zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+    with (
+        zipfile.ZipFile(trained_run / "model.keras") as src,
+        zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for item in src.infolist():
             dst.writestr(item, src.read(item))
         with dst.open("assets/zeros.bin", "w") as fh:  # 300 MB that compress to ~300 KB, written
@@ -319,9 +357,17 @@ def test_keras_zip_bombs_are_refused_before_keras_opens_them(trained_run, tmp_pa
     assert_one_line_error(run_cli("info", str(bomb)), "refused before loading")
 
 
-@pytest.mark.parametrize("key,value", [("fingerprint", "[" * 100_000), ("fingerprint", '{"a": 1}'),
-                                       ("fingerprint", '"text"'), ("quantization", "int3"),
-                                       ("probe_labels", "x" * 50), ("fingerprint", "1" * 200_000)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("fingerprint", "[" * 100_000),
+        ("fingerprint", '{"a": 1}'),
+        ("fingerprint", '"text"'),
+        ("quantization", "int3"),
+        ("probe_labels", "x" * 50),
+        ("fingerprint", "1" * 200_000),
+    ],
+)
 def test_malformed_metadata_is_one_line(tmp_path, key, value):
     """Deep nesting, wrong types and huge values in the metadata: one ModelError line, never a
     RecursionError or TypeError traceback."""

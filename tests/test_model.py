@@ -12,7 +12,10 @@ def test_seed_architecture():
     assert tuple(model.input_shape) == (None, 28, 28)
     assert tuple(model.output_shape) == (None, 10)
     assert [getattr(layer, "activation", None).__name__ for layer in model.layers[1:]] == [
-        "relu", "relu", "softmax"]
+        "relu",
+        "relu",
+        "softmax",
+    ]
 
 
 def test_output_is_a_distribution(mnist5k):

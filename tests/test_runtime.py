@@ -23,31 +23,41 @@ sys.meta_path.insert(0, Block())
 
 def without_tensorflow(code: str, timeout: float = 120) -> str:
     """Run `code` in a fresh interpreter where importing TensorFlow/Keras fails; its stdout."""
-    proc = subprocess.run([sys.executable, "-c", NO_TF + code], capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TF + code], capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
 
 def test_runtime_and_camera_import_without_tensorflow():
-    assert without_tensorflow(
-        "import edgedigits.runtime, edgedigits.camera.loop, edgedigits.metadata, edgedigits.cli\n"
-        "import edgedigits.export.parity, edgedigits.bench, edgedigits.camera.synth\n"
-        "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)\n"
-        "print('ok')") == "ok"
+    assert (
+        without_tensorflow(
+            "import edgedigits.runtime, edgedigits.camera.loop, edgedigits.metadata, edgedigits.cli\n"
+            "import edgedigits.export.parity, edgedigits.bench, edgedigits.camera.synth\n"
+            "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)\n"
+            "print('ok')"
+        )
+        == "ok"
+    )
 
 
 @pytest.mark.slow
 def test_onnx_runs_without_tensorflow(trained_run, tmp_path):
     from edgedigits.export import ExportConfig, export_model
 
-    export_model(ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)),
-                 log=lambda _: None)
-    assert without_tensorflow(
-        "import numpy as np\nfrom edgedigits.runtime import load_classifier\n"
-        f"clf = load_classifier({str(tmp_path / 'model.onnx')!r}, threads=1)\n"
-        "p = clf.predict_proba(np.zeros((3, 28, 28), np.float32))\n"
-        "print(p.shape, bool(np.allclose(p.sum(1), 1, atol=1e-5)))") == "(3, 10) True"
+    export_model(
+        ExportConfig(source=str(trained_run), variants=["onnx"], out=str(tmp_path)), log=lambda _: None
+    )
+    assert (
+        without_tensorflow(
+            "import numpy as np\nfrom edgedigits.runtime import load_classifier\n"
+            f"clf = load_classifier({str(tmp_path / 'model.onnx')!r}, threads=1)\n"
+            "p = clf.predict_proba(np.zeros((3, 28, 28), np.float32))\n"
+            "print(p.shape, bool(np.allclose(p.sum(1), 1, atol=1e-5)))"
+        )
+        == "(3, 10) True"
+    )
 
 
 @pytest.mark.slow
@@ -58,11 +68,15 @@ def test_bench_without_tensorflow_measures_the_exports(trained_run, tmp_path):
 
     shutil.copy(trained_run / "model.keras", tmp_path / "model.keras")  # present, unusable
     shutil.copy(bundled_model(), tmp_path / "model.onnx")
-    assert without_tensorflow(
-        "from edgedigits.bench import BenchConfig, run_bench\n"
-        f"r = run_bench(BenchConfig(model_dir={str(tmp_path)!r}, batch_sizes=[1], threads=[1], "
-        "seconds=0.02, cold_start=False, camera=False))\n"
-        "print(sorted({row['backend'] for row in r['rows']}))") == "['onnx', 'onnx.bare']"
+    assert (
+        without_tensorflow(
+            "from edgedigits.bench import BenchConfig, run_bench\n"
+            f"r = run_bench(BenchConfig(model_dir={str(tmp_path)!r}, batch_sizes=[1], threads=[1], "
+            "seconds=0.02, cold_start=False, camera=False))\n"
+            "print(sorted({row['backend'] for row in r['rows']}))"
+        )
+        == "['onnx', 'onnx.bare']"
+    )
 
 
 def test_check_batch():
@@ -96,14 +110,15 @@ def test_onnx_of_wrong_shape_is_refused(tmp_path):
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32, 32])])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 32, 32])],
+    )
     path = tmp_path / "other.onnx"
     # IR version 8: readable by every onnxruntime the project supports (make_model's default
     # is the newest, which older onnxruntime releases on Python 3.10 refuse to load)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8),
-              str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
     with pytest.raises(ModelError, match=r"needs \[batch, 28, 28\]"):
         load_classifier(path)
 

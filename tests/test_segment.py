@@ -44,16 +44,30 @@ def test_normalised_digits_classify_like_mnist(digits):
     for img, label in zip(x, y, strict=True):
         height = int(rng.uniform(20, 120))
         canvas = paper(480, 640, rng, uneven=False)
-        ink_digit(canvas, img, int(rng.uniform(10, 620 - height * 1.4)),
-                  int(rng.uniform(10, 470 - height * 1.4)), height)
+        ink_digit(
+            canvas,
+            img,
+            int(rng.uniform(10, 620 - height * 1.4)),
+            int(rng.uniform(10, 470 - height * 1.4)),
+            height,
+        )
         found = segment(canvas.astype(np.uint8))
         if len(found) == 1:
             hits += int(clf.predict(found[0].image[None])[0] == label)
     assert hits / len(y) >= original - 0.01
 
 
-@pytest.mark.parametrize("crop", [np.zeros((0, 0)), np.zeros((10, 10)), np.zeros((5,)),
-                                  np.full((3, 3), np.nan), np.ones((1, 1)), np.ones((1, 200))])
+@pytest.mark.parametrize(
+    "crop",
+    [
+        np.zeros((0, 0)),
+        np.zeros((10, 10)),
+        np.zeros((5,)),
+        np.full((3, 3), np.nan),
+        np.ones((1, 1)),
+        np.ones((1, 200)),
+    ],
+)
 def test_normalise_guards_degenerate_crops(crop):
     out = normalise_crop(crop)
     assert out.shape == (28, 28) and np.isfinite(out).all()
@@ -85,14 +99,19 @@ def test_clutter_is_rejected():
     assert find_boxes(binarize(page)) == []
 
 
-@pytest.mark.parametrize("frame", [
-    np.zeros((480, 640, 3), np.uint8), np.full((480, 640), 255, np.uint8),
-    np.zeros((1, 1), np.uint8), np.zeros((4096, 4096), np.uint8),
-    np.random.default_rng(0).integers(0, 256, (480, 640, 3)).astype(np.uint8),
-    np.random.default_rng(1).integers(0, 65536, (240, 320)).astype(np.uint16),
-    np.random.default_rng(2).random((240, 320, 4)).astype(np.float32),
-    np.full((100, 100, 1), 0.5, np.float64),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        np.zeros((480, 640, 3), np.uint8),
+        np.full((480, 640), 255, np.uint8),
+        np.zeros((1, 1), np.uint8),
+        np.zeros((4096, 4096), np.uint8),
+        np.random.default_rng(0).integers(0, 256, (480, 640, 3)).astype(np.uint8),
+        np.random.default_rng(1).integers(0, 65536, (240, 320)).astype(np.uint16),
+        np.random.default_rng(2).random((240, 320, 4)).astype(np.float32),
+        np.full((100, 100, 1), 0.5, np.float64),
+    ],
+)
 def test_blank_and_noise_frames_give_no_digits(frame):
     assert segment(frame) == []
 
@@ -106,8 +125,13 @@ def test_to_gray_handles_layouts():
 
 
 def test_group_numbers_reads_a_line_left_to_right():
-    boxes = [(260, 100, 40, 60), (100, 100, 40, 60), (150, 102, 40, 58), (205, 98, 40, 62),
-             (120, 300, 40, 60)]
+    boxes = [
+        (260, 100, 40, 60),
+        (100, 100, 40, 60),
+        (150, 102, 40, 58),
+        (205, 98, 40, 62),
+        (120, 300, 40, 60),
+    ]
     labels = [6, 2, 0, 2, 7]
     numbers = group_numbers(boxes, labels)
     assert [n["value"] for n in numbers] == ["2026", "7"]

@@ -38,8 +38,9 @@ def _write(digits_u8, gap, height=60, size=(200, 420), seed=0):
     """Digits in one row, `gap` x height apart (negative: touching); frame and truths."""
     rng = np.random.default_rng(seed)
     canvas = paper(*size, rng, uneven=False)
-    truths, _ = synth_pages._row_of_digits(canvas, digits_u8, np.zeros(len(digits_u8), int), 30, 60,
-                                           height, gap, rng)
+    truths, _ = synth_pages._row_of_digits(
+        canvas, digits_u8, np.zeros(len(digits_u8), int), 30, 60, height, gap, rng
+    )
     frame = np.clip(canvas + rng.normal(0, 2, canvas.shape), 0, 255).astype(np.uint8)
     return frame, truths
 
@@ -101,8 +102,7 @@ def test_tracker_follows_a_scene_that_changes_in_place(clf, digits):
     """Digits replaced in place every 4 frames: with the tracker on, the reading is as good
     as classifying each frame alone, and each new digit shows in the frame it appears."""
     x, y = digits
-    frames = list(synth_pages.scene_video(x, y, np.random.default_rng(8), n_frames=24, hold=4,
-                                          scale=0.6))
+    frames = list(synth_pages.scene_video(x, y, np.random.default_rng(8), n_frames=24, hold=4, scale=0.6))
     tracker = Tracker()
     tracked = alone = total = 0
     for frame, truths in frames:
@@ -125,8 +125,8 @@ def test_joining_is_not_quadratic(monkeypatch):
         for i in range(side):
             for j in range(side):
                 y0, x0 = 20 + 40 * i, 20 + 40 * j
-                mask[y0:y0 + 24, x0:x0 + 3] = 255  # a digit-tall stroke
-                mask[y0 + 27:y0 + 30, x0:x0 + 6] = 255  # and a loose fragment under it
+                mask[y0 : y0 + 24, x0 : x0 + 3] = 255  # a digit-tall stroke
+                mask[y0 + 27 : y0 + 30, x0 : x0 + 6] = 255  # and a loose fragment under it
         calls.clear()
         blobs, _ = seg.find_blobs(mask, mask)
         assert len(blobs) == side * side  # every fragment joined to its stroke

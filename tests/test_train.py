@@ -13,8 +13,16 @@ from edgedigits.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
 
-RUN_FILES = {"model.keras", "checkpoint.keras", "config.json", "history.csv", "curves.png",
-             "metrics.json", "confusion.png", "logs"}
+RUN_FILES = {
+    "model.keras",
+    "checkpoint.keras",
+    "config.json",
+    "history.csv",
+    "curves.png",
+    "metrics.json",
+    "confusion.png",
+    "logs",
+}
 
 
 def _history(run_dir):
@@ -26,8 +34,16 @@ def test_run_directory_holds_every_artifact(trained_run):
     assert RUN_FILES <= {p.name for p in trained_run.iterdir()}
     assert not [p for p in trained_run.iterdir() if p.name.startswith(".tmp-")]
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    for key in ("test_accuracy", "test_loss", "per_class_accuracy", "confusion_matrix", "data",
-                "epochs_run", "train_seconds", "device"):
+    for key in (
+        "test_accuracy",
+        "test_loss",
+        "per_class_accuracy",
+        "confusion_matrix",
+        "data",
+        "epochs_run",
+        "train_seconds",
+        "device",
+    ):
         assert key in metrics
     assert metrics["data"] == "mnist-5k" and metrics["device"].startswith("CPU")
     assert np.sum(metrics["confusion_matrix"]) == 500
@@ -75,8 +91,9 @@ def test_resume_continues_and_extends_history(trained_run, tmp_path):
 def test_same_seed_same_weights_on_cpu(tmp_path):
     weights = []
     for name in ("a", "b"):
-        result = train(TrainConfig(data="mnist-5k", epochs=2, seed=7, out=str(tmp_path / name)),
-                       log=lambda _: None)
+        result = train(
+            TrainConfig(data="mnist-5k", epochs=2, seed=7, out=str(tmp_path / name)), log=lambda _: None
+        )
         weights.append(load_keras_model(result.run_dir / "model.keras").get_weights())
     for w1, w2 in zip(*weights, strict=True):
         np.testing.assert_array_equal(w1, w2)
@@ -124,8 +141,10 @@ def test_resume_of_a_corrupt_run_is_one_line(trained_run, tmp_path, damage):
         config = json.loads((run / "config.json").read_text())
         (run / "config.json").write_text(json.dumps({**config, "batch_size": 0}))
     before = {p.name: p.stat().st_mtime for p in run.iterdir()}
-    assert_one_line_error(run_cli("train", "--resume", str(run), "--epochs", "1"),
-                          "history.csv" if damage == "history" else "config.json")
+    assert_one_line_error(
+        run_cli("train", "--resume", str(run), "--epochs", "1"),
+        "history.csv" if damage == "history" else "config.json",
+    )
     assert {p.name: p.stat().st_mtime for p in run.iterdir()} == before
 
 
@@ -135,13 +154,21 @@ def test_init_fine_tunes_from_a_trained_model(trained_run, tmp_path):
     from edgedigits.errors import EdgeDigitsError
 
     source = trained_run / "model.keras"
-    result = train(TrainConfig(data="mnist-5k", epochs=1, init=str(source), learning_rate=0.001,
-                               out=str(tmp_path / "ft")), log=lambda _: None)
+    result = train(
+        TrainConfig(
+            data="mnist-5k", epochs=1, init=str(source), learning_rate=0.001, out=str(tmp_path / "ft")
+        ),
+        log=lambda _: None,
+    )
     before = json.loads((trained_run / "metrics.json").read_text())["test_accuracy"]
     assert result.metrics["test_accuracy"] >= before - 0.02
-    fresh = train(TrainConfig(data="mnist-5k", epochs=1, learning_rate=0.001, out=str(tmp_path / "fresh")),
-                  log=lambda _: None)
+    fresh = train(
+        TrainConfig(data="mnist-5k", epochs=1, learning_rate=0.001, out=str(tmp_path / "fresh")),
+        log=lambda _: None,
+    )
     assert result.metrics["test_accuracy"] > fresh.metrics["test_accuracy"] + 0.1
     with pytest.raises(EdgeDigitsError, match="pass the --arch it was trained with"):
-        train(TrainConfig(data="mnist-5k", epochs=1, arch="cnn", init=str(source), out=str(tmp_path / "x")),
-              log=lambda _: None)
+        train(
+            TrainConfig(data="mnist-5k", epochs=1, arch="cnn", init=str(source), out=str(tmp_path / "x")),
+            log=lambda _: None,
+        )

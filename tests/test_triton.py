@@ -21,8 +21,9 @@ from edgedigits.keras_io import load_keras_model
 from edgedigits.metadata import read_metadata
 from edgedigits.runtime import load_classifier
 
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                       reason="the dev extra installs tritonclient[grpc]")
+model_config_pb2 = pytest.importorskip(
+    "tritonclient.grpc.model_config_pb2", reason="the dev extra installs tritonclient[grpc]"
+)
 text_format = pytest.importorskip("google.protobuf.text_format")
 
 ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: "TYPE_FP32"}
@@ -46,8 +47,10 @@ def _io(values):
 def repository(request, trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp(f"triton-{request.param}")
     variants = select_variants("triton", request.param)
-    rows = export_model(ExportConfig(source=str(trained_run), variants=variants, out=str(out), triton=True),
-                        log=lambda _: None)
+    rows = export_model(
+        ExportConfig(source=str(trained_run), variants=variants, out=str(out), triton=True),
+        log=lambda _: None,
+    )
     return out, rows
 
 
@@ -62,6 +65,7 @@ def test_config_matches_the_onnx_it_serves(repository):
     # the batch dimension is symbolic in the file: Triton's dims are the rest
     assert all(not v.type.tensor_type.shape.dim[0].dim_value for v in [*graph.input, *graph.output])
     wanted_in, wanted_out = _io(graph.input), _io(graph.output)
+
     def declared(values):
         return {v.name: (model_config_pb2.DataType.Name(v.data_type), list(v.dims)) for v in values}
 
@@ -111,8 +115,9 @@ class _StandIn:
 
     def infer(self, model, inputs, outputs):
         (request,) = inputs
-        self.requests.append((model, request.name(), request.shape(), request.datatype(),
-                              [o.name() for o in outputs]))
+        self.requests.append(
+            (model, request.name(), request.shape(), request.datatype(), [o.name() for o in outputs])
+        )
         batch = np.frombuffer(request._get_binary_data(), np.float32).reshape(request.shape())
         proba = self.model.predict_proba(batch)
         return type("Result", (), {"as_numpy": lambda self, name: proba})()

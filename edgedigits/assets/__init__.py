@@ -18,6 +18,8 @@ def shipped_digits() -> tuple[np.ndarray, np.ndarray]:
 
     The demo clip is drawn from them, and every export records its labels on them.
     """
-    with resources.files("edgedigits.assets").joinpath("demo_digits.npz").open("rb") as fh, \
-            np.load(fh, allow_pickle=False) as npz:
+    with (
+        resources.files("edgedigits.assets").joinpath("demo_digits.npz").open("rb") as fh,
+        np.load(fh, allow_pickle=False) as npz,
+    ):
         return npz["x"], npz["y"]

@@ -24,8 +24,9 @@ class Blob:
     ink: int  # ink pixels
 
 
-def find_blobs(mask: np.ndarray, darkness: np.ndarray,
-               config: SegmentConfig | None = None) -> tuple[list[Blob], np.ndarray]:
+def find_blobs(
+    mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig | None = None
+) -> tuple[list[Blob], np.ndarray]:
     """Ink components judged alone, broken strokes joined -> (digit-sized blobs, labels).
 
     When the page holds two inks (faint print and a pen), the faint components are dropped
@@ -89,8 +90,13 @@ def _components(mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig) -
     sized = inside & (area >= 4) & (bh >= 3) & (bh <= config.max_height_frac * h) & (bw <= widest)
     fill = area / np.maximum(bw * bh, 1)
     # at least half a digit tall (specks are all rim, so weak) and of a digit's fill
-    judged = (sized & (bh >= min_h / 2) & (fill >= config.min_fill) & (fill <= config.max_fill)
-              & np.isfinite(strength))
+    judged = (
+        sized
+        & (bh >= min_h / 2)
+        & (fill >= config.min_fill)
+        & (fill <= config.max_fill)
+        & np.isfinite(strength)
+    )
     return _Components(labels, stats, strength, min_h, sized, judged)
 
 
@@ -135,8 +141,11 @@ def _join(whole: list[Blob], pieces: list[Blob], min_h: float, config: SegmentCo
 
     def cells(box: Box, grow: float = 0.0) -> list[tuple[int, int]]:
         x, y, w, h = box
-        return [(cx, cy) for cx in range(int(x - grow) // cell, int(x + w + grow) // cell + 1)
-                for cy in range(int(y - grow) // cell, int(y + h + grow) // cell + 1)]
+        return [
+            (cx, cy)
+            for cx in range(int(x - grow) // cell, int(x + w + grow) // cell + 1)
+            for cy in range(int(y - grow) // cell, int(y + h + grow) // cell + 1)
+        ]
 
     for k, b in enumerate(out):
         for c in cells(b.box):

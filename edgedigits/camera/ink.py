@@ -32,7 +32,6 @@ class SegmentConfig:
     # the other: the faint one is print, a pencil ghost or paper texture, not the pen digits
 
 
-
 def to_gray(frame: np.ndarray) -> np.ndarray:
     """Any frame (H, W[, 1|3|4]) of uint8/uint16/float -> uint8 gray (H, W)."""
     frame = np.asarray(frame)

@@ -71,8 +71,9 @@ class Tracker:
     max_misses: int = 3
     tracks: list[Track] = field(default_factory=list)
 
-    def update(self, boxes: list[tuple[int, int, int, int]], proba: np.ndarray,
-               images: list[np.ndarray]) -> np.ndarray:
+    def update(
+        self, boxes: list[tuple[int, int, int, int]], proba: np.ndarray, images: list[np.ndarray]
+    ) -> np.ndarray:
         """Return smoothed probabilities [N, 10] for this frame's boxes and inputs [28, 28]."""
         smoothed = np.array(proba, dtype=np.float32, copy=True)
         free = set(range(len(self.tracks)))
@@ -114,15 +115,19 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 # ----------------------------------------------------------------------------- one frame
 
 
-def process_frame(frame: np.ndarray, classifier: Any, tracker: Tracker | None,
-                  min_confidence: float, seg: SegmentConfig | None = None) -> dict[str, Any]:
+def process_frame(
+    frame: np.ndarray,
+    classifier: Any,
+    tracker: Tracker | None,
+    min_confidence: float,
+    seg: SegmentConfig | None = None,
+) -> dict[str, Any]:
     """Segment, classify (one batched call; a second for the pieces of unsure wide blobs),
     smooth, filter, group into numbers. ms: segment (pixels to blobs), classify (crops,
     splits and the model)."""
     timings: dict[str, float] = {}
     detections = read_digits(frame, model=classifier, config=seg, timings=timings)
-    proba = (np.stack([d.proba for d in detections]) if detections
-             else np.zeros((0, 10), np.float32))
+    proba = np.stack([d.proba for d in detections]) if detections else np.zeros((0, 10), np.float32)
     if tracker is not None:
         proba = tracker.update([d.box for d in detections], proba, [d.image for d in detections])
     digits, kept = [], []
@@ -132,9 +137,12 @@ def process_frame(frame: np.ndarray, classifier: Any, tracker: Tracker | None,
             digits.append({"label": label, "confidence": round(conf, 4), "box": list(det.box)})
             kept.append(det)
     numbers = group_numbers([tuple(d["box"]) for d in digits], [d["label"] for d in digits])
-    return {"digits": digits, "numbers": numbers, "inputs": [d.image for d in kept],
-            "ms": {"segment": timings["gray"] + timings["ink"] + timings["boxes"],
-                   "classify": timings["read"]}}
+    return {
+        "digits": digits,
+        "numbers": numbers,
+        "inputs": [d.image for d in kept],
+        "ms": {"segment": timings["gray"] + timings["ink"] + timings["boxes"], "classify": timings["read"]},
+    }
 
 
 # ----------------------------------------------------------------------------- overlay
@@ -148,23 +156,34 @@ def draw_overlay(frame: np.ndarray, result: dict[str, Any], fps: float) -> np.nd
         g = float(np.clip((d["confidence"] - 0.5) * 2, 0, 1))
         color = (0, int(255 * g), int(255 * (1 - g)))
         cv2.rectangle(out, (x, y), (x + w, y + h), color, 2)
-        cv2.putText(out, f"{d['label']} {d['confidence']:.2f}", (x, max(12, y - 5)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            f"{d['label']} {d['confidence']:.2f}",
+            (x, max(12, y - 5)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            color,
+            1,
+            cv2.LINE_AA,
+        )
     for n in result["numbers"]:
         if len(n["value"]) > 1:
             x, y, w, h = n["box"]
             cv2.rectangle(out, (x - 4, y - 4), (x + w + 4, y + h + 4), (255, 160, 0), 1)
-            cv2.putText(out, n["value"], (x, y + h + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                        (255, 160, 0), 2, cv2.LINE_AA)
+            cv2.putText(
+                out, n["value"], (x, y + h + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 160, 0), 2, cv2.LINE_AA
+            )
     thumbs = result["inputs"][: max(0, out.shape[1] // 44)]
     for i, img in enumerate(thumbs):  # the exact 28x28 model inputs, 1.5x
         t = cv2.resize((img * 255).astype(np.uint8), (42, 42), interpolation=cv2.INTER_NEAREST)
         y0, x0 = out.shape[0] - 44, 2 + i * 44
         if y0 >= 0:
-            out[y0:y0 + 42, x0:x0 + 42] = t[:, :, None]
+            out[y0 : y0 + 42, x0 : x0 + 42] = t[:, :, None]
     ms = result["ms"]
-    text = (f"{fps:5.1f} FPS  capture {ms.get('capture', 0):.1f}  segment {ms['segment']:.1f}  "
-            f"classify {ms['classify']:.1f}  total {ms.get('total', 0):.1f} ms")
+    text = (
+        f"{fps:5.1f} FPS  capture {ms.get('capture', 0):.1f}  segment {ms['segment']:.1f}  "
+        f"classify {ms['classify']:.1f}  total {ms.get('total', 0):.1f} ms"
+    )
     cv2.rectangle(out, (0, 0), (min(out.shape[1], 8 + 7 * len(text)), 20), (0, 0, 0), -1)
     cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
     return out
@@ -173,8 +192,9 @@ def draw_overlay(frame: np.ndarray, result: dict[str, Any], fps: float) -> np.nd
 # ----------------------------------------------------------------------------- the loop
 
 
-def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
-               source: Source | None = None) -> dict[str, Any]:
+def run_camera(
+    config: CameraConfig, log: Callable[[str], None] = print, source: Source | None = None
+) -> dict[str, Any]:
     """Run the loop until the source ends, --max-frames, or q/Esc; return a summary.
 
     `source` overrides `config.source` with a ready Source (tests, soak runs).
@@ -190,12 +210,13 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
         if target:
             check_writable(target, flag)
     if not config.headless and not display_available():
-        raise EdgeDigitsError("no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
-                              "run with --headless, with --output-jsonl/--output-video for results")
+        raise EdgeDigitsError(
+            "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "run with --headless, with --output-jsonl/--output-video for results"
+        )
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
-    source = source or open_source(config.source, loop_demo=not config.headless,
-                                   max_pixels=config.max_pixels)
+    source = source or open_source(config.source, loop_demo=not config.headless, max_pixels=config.max_pixels)
     tracker = Tracker(alpha=config.smoothing)
     frames = 0
     failed = quit_key = False  # how the loop ended, when not by the source or --max-frames
@@ -203,8 +224,9 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
     partials: list[Path] = []  # what a failed run wrote, kept beside the untouched outputs
     with _naming_partials(partials), contextlib.ExitStack() as stack:
         stack.callback(source.close)
-        jsonl = (stack.enter_context(_atomic_lines(config.output_jsonl, partials))
-                 if config.output_jsonl else None)
+        jsonl = (
+            stack.enter_context(_atomic_lines(config.output_jsonl, partials)) if config.output_jsonl else None
+        )
         video = _VideoOut(config.output_video, source.fps, partials) if config.output_video else None
         if video:
             stack.push(video.finish)
@@ -228,8 +250,10 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
                 if frame.size == 0:  # SKIPPED: an unreadable image in a folder
                     log(f"{source.current}: {source.error}; skipped")
                     if jsonl:
-                        jsonl.write(json.dumps({"frame": frames, "source": source.current,
-                                                "error": source.error}) + "\n")
+                        jsonl.write(
+                            json.dumps({"frame": frames, "source": source.current, "error": source.error})
+                            + "\n"
+                        )
                     frames += 1
                     continue
                 t1 = time.perf_counter()
@@ -249,15 +273,23 @@ def run_camera(config: CameraConfig, log: Callable[[str], None] = print,
                         break
         except cv2.error as exc:  # a device that vanishes mid-stream
             failed = True
-            log(f"the source stopped delivering frames ({str(exc).strip().splitlines()[-1]}); "
-                f"ending after {frames} frames")
+            log(
+                f"the source stopped delivering frames ({str(exc).strip().splitlines()[-1]}); "
+                f"ending after {frames} frames"
+            )
     if source.live and frames == 0 and not failed:
         raise EdgeDigitsError(f"{source.name} delivered no frames; is another program using it?")
     ran_dry = not (failed or quit_key) and (config.max_frames is None or frames < config.max_frames)
     if source.live and ran_dry:
         log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
-    return {"frames": frames, "model": str(model), "backend": classifier.backend,
-            "device": classifier.device, "jsonl": config.output_jsonl, "video": config.output_video}
+    return {
+        "frames": frames,
+        "model": str(model),
+        "backend": classifier.backend,
+        "device": classifier.device,
+        "jsonl": config.output_jsonl,
+        "video": config.output_video,
+    }
 
 
 @contextlib.contextmanager
@@ -270,11 +302,15 @@ def _naming_partials(partials: list[Path]) -> Iterator[None]:
     except Exception as exc:
         if not partials:
             raise
-        cause = (f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror
-                 else first_line(exc))
+        cause = (
+            f"{exc.filename}: {exc.strerror}"
+            if isinstance(exc, OSError) and exc.strerror
+            else first_line(exc)
+        )
         kept = ", ".join(str(p) for p in partials)
-        raise EdgeDigitsError(f"{cause}; the earlier outputs are unchanged, what this run wrote "
-                              f"before it failed is in {kept}") from exc
+        raise EdgeDigitsError(
+            f"{cause}; the earlier outputs are unchanged, what this run wrote before it failed is in {kept}"
+        ) from exc
 
 
 def display_available() -> bool:
@@ -352,16 +388,19 @@ class _VideoOut:
         if not self.final.parent.is_dir():
             raise EdgeDigitsError(f"--output-video {path}: folder {self.final.parent} does not exist")
         if self.final.suffix.lower() not in (".mp4", ".avi"):
-            raise EdgeDigitsError(f"--output-video {path}: write a .mp4 or .avi file "
-                                  f"({self.final.suffix or 'no suffix'} would hold the wrong format)")
+            raise EdgeDigitsError(
+                f"--output-video {path}: write a .mp4 or .avi file "
+                f"({self.final.suffix or 'no suffix'} would hold the wrong format)"
+            )
 
     def write(self, frame: np.ndarray) -> None:
         if self.writer is None:
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.final.suffix.lower() == ".mp4" else "MJPG"))
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, frame.shape[1::-1])
             if not self.writer.isOpened():
-                raise EdgeDigitsError(f"--output-video {self.final}: cannot encode this format; "
-                                      "use .mp4 or .avi")
+                raise EdgeDigitsError(
+                    f"--output-video {self.final}: cannot encode this format; use .mp4 or .avi"
+                )
         self.writer.write(frame)
 
     def finish(self, exc_type: Any = None, exc: BaseException | None = None, tb: Any = None) -> None:
@@ -373,6 +412,8 @@ class _VideoOut:
 
 def main_summary(summary: dict[str, Any]) -> str:
     outputs = [f"{k} {summary[k]}" for k in ("jsonl", "video") if summary[k]]
-    return (f"{summary['frames']} frames with {Path(summary['model']).name} "
-            f"({summary['backend']} on {summary['device']})" + ("; wrote " + ", ".join(outputs)
-                                                                 if outputs else ""))
+    return (
+        f"{summary['frames']} frames with {Path(summary['model']).name} "
+        f"({summary['backend']} on {summary['device']})"
+        + ("; wrote " + ", ".join(outputs) if outputs else "")
+    )

@@ -30,9 +30,13 @@ class Digit:
     image: np.ndarray  # the 28x28 model input
 
 
-def read_digits(image: np.ndarray | str | os.PathLike[str], boxes: list[Box] | None = None,
-                model: Any = None, config: SegmentConfig | None = None,
-                timings: dict[str, float] | None = None) -> list[Digit]:
+def read_digits(
+    image: np.ndarray | str | os.PathLike[str],
+    boxes: list[Box] | None = None,
+    model: Any = None,
+    config: SegmentConfig | None = None,
+    timings: dict[str, float] | None = None,
+) -> list[Digit]:
     """The digits of an image, each with its label, confidence and box.
 
     Args:
@@ -51,8 +55,11 @@ def read_digits(image: np.ndarray | str | os.PathLike[str], boxes: list[Box] | N
         found = detect(frame, classifier.predict_proba, config, timings)
     else:
         found = _read_boxes(frame, boxes, classifier, config)
-    return [Digit(int(d.proba.argmax()), float(d.proba.max()), d.box, d.proba, d.image)
-            for d in found if d.proba is not None]
+    return [
+        Digit(int(d.proba.argmax()), float(d.proba.max()), d.box, d.proba, d.image)
+        for d in found
+        if d.proba is not None
+    ]
 
 
 def _classifier(model: Any) -> Any:
@@ -76,8 +83,9 @@ def _image(image: Any) -> np.ndarray:
     return np.asarray(image)
 
 
-def _read_boxes(frame: np.ndarray, boxes: list[Box], classifier: Any,
-                config: SegmentConfig | None) -> list[Detection]:
+def _read_boxes(
+    frame: np.ndarray, boxes: list[Box], classifier: Any, config: SegmentConfig | None
+) -> list[Detection]:
     """Each box's own ink (darkness against the paper of the whole frame) -> one batch."""
     gray = to_gray(frame)
     h, w = gray.shape
@@ -88,7 +96,7 @@ def _read_boxes(frame: np.ndarray, boxes: list[Box], classifier: Any,
         x, y, bw, bh = (int(v) for v in box)
         if bw <= 0 or bh <= 0 or x < 0 or y < 0 or x + bw > w or y + bh > h:
             raise EdgeDigitsError(f"box {tuple(box)} is not inside the {w}x{h} image")
-        crops.append(Detection((x, y, bw, bh), normalise_crop(ink[y:y + bh, x:x + bw])))
+        crops.append(Detection((x, y, bw, bh), normalise_crop(ink[y : y + bh, x : x + bw])))
     if crops:
         proba = classifier.predict_proba(np.stack([c.image for c in crops]))
         for crop, p in zip(crops, proba, strict=True):

@@ -64,10 +64,11 @@ def normalise_crop(ink: np.ndarray) -> np.ndarray:
         return out
     scale = MNIST_BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # (width, height)
-    crop = ink[y:y + h, x:x + w]
+    crop = ink[y : y + h, x : x + w]
     # uint8 ink (the camera's) is shrunk as uint8: 3x cheaper, and MNIST itself is 8-bit
-    small = cv2.resize(crop if crop.dtype == np.uint8 else crop.astype(np.float32), size,
-                       interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        crop if crop.dtype == np.uint8 else crop.astype(np.float32), size, interpolation=cv2.INTER_AREA
+    )
     m = cv2.moments(small)
     top_value = float(small.max())
     if m["m00"] <= 0 or top_value <= 0:
@@ -75,7 +76,7 @@ def normalise_crop(ink: np.ndarray) -> np.ndarray:
     centre = (MNIST_SIZE - 1) / 2
     top = min(max(round(centre - m["m01"] / m["m00"]), 0), MNIST_SIZE - size[1])
     left = min(max(round(centre - m["m10"] / m["m00"]), 0), MNIST_SIZE - size[0])
-    out[top:top + size[1], left:left + size[0]] = small.astype(np.float32) * np.float32(1.0 / top_value)
+    out[top : top + size[1], left : left + size[0]] = small.astype(np.float32) * np.float32(1.0 / top_value)
     return out
 
 
@@ -83,10 +84,10 @@ def blob_ink(blob_box: Box, parts: list[int], labels: np.ndarray, darkness: np.n
     """Grey-level ink (H, W) of this blob's own components only: a neighbour's tail that
     reaches into the box is left out. The mask is grown by 1 px to keep the anti-aliased rim."""
     x, y, w, h = blob_box
-    lab = labels[y:y + h, x:x + w]
+    lab = labels[y : y + h, x : x + w]
     own = (lab == parts[0]) if len(parts) == 1 else np.isin(lab, parts)
     near = cv2.dilate(own.view(np.uint8), np.ones((3, 3), np.uint8))
-    return darkness[y:y + h, x:x + w] * near
+    return darkness[y : y + h, x : x + w] * near
 
 
 @dataclass
@@ -105,8 +106,9 @@ class Located:
         return (x, y, w, h)
 
 
-def locate(frame: np.ndarray, config: SegmentConfig | None = None,
-           timings: dict[str, float] | None = None) -> Located:
+def locate(
+    frame: np.ndarray, config: SegmentConfig | None = None, timings: dict[str, float] | None = None
+) -> Located:
     """Frame -> digit-sized blobs. `timings` receives ms for the gray, ink and boxes stages."""
     config = config or SegmentConfig()
     t0 = time.perf_counter()
@@ -124,16 +126,21 @@ def locate(frame: np.ndarray, config: SegmentConfig | None = None,
     return Located(scale, blobs, labels, darkness)
 
 
-def segment(frame: np.ndarray, config: SegmentConfig | None = None,
-            timings: dict[str, float] | None = None) -> list[Detection]:
+def segment(
+    frame: np.ndarray, config: SegmentConfig | None = None, timings: dict[str, float] | None = None
+) -> list[Detection]:
     """All digit candidates of a frame, one per blob (no splitting: split.detect does that),
     each with its 28x28 model input; boxes in frame pixels. `timings` receives ms per stage
     (gray, ink, boxes, normalise)."""
     located = locate(frame, config, timings)
     t0 = time.perf_counter()
-    out = [Detection(located.to_source(b.box), normalise_crop(blob_ink(b.box, b.parts, located.labels,
-                                                                         located.darkness)))
-           for b in located.blobs]
+    out = [
+        Detection(
+            located.to_source(b.box),
+            normalise_crop(blob_ink(b.box, b.parts, located.labels, located.darkness)),
+        )
+        for b in located.blobs
+    ]
     if timings is not None:
         timings["normalise"] = (time.perf_counter() - t0) * 1e3
     return out
@@ -170,6 +177,10 @@ def group_numbers(boxes: list[Box], labels: list[int]) -> list[dict]:
         ys = [boxes[i][1] for i in group]
         x1 = max(boxes[i][0] + boxes[i][2] for i in group)
         y1 = max(boxes[i][1] + boxes[i][3] for i in group)
-        numbers.append({"value": "".join(str(labels[i]) for i in group),
-                        "box": [min(xs), min(ys), x1 - min(xs), y1 - min(ys)]})
+        numbers.append(
+            {
+                "value": "".join(str(labels[i]) for i in group),
+                "box": [min(xs), min(ys), x1 - min(xs), y1 - min(ys)],
+            }
+        )
     return sorted(numbers, key=lambda n: (n["box"][1], n["box"][0]))

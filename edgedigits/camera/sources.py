@@ -47,8 +47,9 @@ class CaptureSource(Source):
         if not self.capture.isOpened():
             self.capture.release()
             if self.live:
-                raise EdgeDigitsError(f"no camera at index {target}; plug one in, or pass "
-                                      "--source VIDEO|IMAGE|FOLDER|demo")
+                raise EdgeDigitsError(
+                    f"no camera at index {target}; plug one in, or pass --source VIDEO|IMAGE|FOLDER|demo"
+                )
             raise EdgeDigitsError(f"{target}: cannot open this video (missing codec or corrupt file)")
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0) or 30.0
 
@@ -94,9 +95,9 @@ def _jpeg_size(head: bytes) -> tuple[int, int] | None:
             i += 1 if marker == 0xFF else 2
             continue
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
-            height, width = struct.unpack(">HH", head[i + 5:i + 9])
+            height, width = struct.unpack(">HH", head[i + 5 : i + 9])
             return width, height
-        i += 2 + struct.unpack(">H", head[i + 2:i + 4])[0]
+        i += 2 + struct.unpack(">H", head[i + 2 : i + 4])[0]
     return None
 
 
@@ -105,8 +106,10 @@ def too_large(path: Path, max_pixels: int) -> str | None:
     size = image_size(path)
     if size is None or size[0] * size[1] <= max_pixels:
         return None
-    return (f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels, over the "
-            f"{max_pixels / 1e6:g}-megapixel limit (--max-pixels)")
+    return (
+        f"{size[0]}x{size[1]} = {size[0] * size[1] / 1e6:.0f} megapixels, over the "
+        f"{max_pixels / 1e6:g}-megapixel limit (--max-pixels)"
+    )
 
 
 class ImageSource(Source):
@@ -169,8 +172,10 @@ def open_source(spec: str, loop_demo: bool = False, max_pixels: int = MAX_PIXELS
             raise EdgeDigitsError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
         return ImageSource(images, str(path), max_pixels)
     if not path.is_file():
-        raise EdgeDigitsError(f"{spec}: no such file or folder; pass a webcam index, a video, an "
-                              "image, a folder of images or demo")
+        raise EdgeDigitsError(
+            f"{spec}: no such file or folder; pass a webcam index, a video, an "
+            "image, a folder of images or demo"
+        )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         refused = too_large(path, max_pixels)
         if refused:
@@ -180,5 +185,6 @@ def open_source(spec: str, loop_demo: bool = False, max_pixels: int = MAX_PIXELS
         return ImageSource([path], str(path), max_pixels)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return CaptureSource(str(path), str(path))
-    raise EdgeDigitsError(f"{path}: unknown source type; expected an image "
-                          f"({'/'.join(sorted(IMAGE_SUFFIXES))}) or a video")
+    raise EdgeDigitsError(
+        f"{path}: unknown source type; expected an image ({'/'.join(sorted(IMAGE_SUFFIXES))}) or a video"
+    )

@@ -69,8 +69,11 @@ class Lattice:
         back = [-1] * (self.end + 1)
         for k in sorted(range(len(self.starts)), key=lambda e: self.starts[e]):
             (_, _, w, h), _ = self.pieces[k]
-            gain = (math.log(max(float(proba[k].max()), 1e-6)) - CUT_COST
-                    - WIDE_COST * max(0.0, w / max(h, 1) - 1.0))
+            gain = (
+                math.log(max(float(proba[k].max()), 1e-6))
+                - CUT_COST
+                - WIDE_COST * max(0.0, w / max(h, 1) - 1.0)
+            )
             if score[self.starts[k]] + gain > score[self.ends[k]]:
                 score[self.ends[k]] = score[self.starts[k]] + gain
                 back[self.ends[k]] = k
@@ -81,8 +84,12 @@ class Lattice:
         return path[::-1]
 
 
-def detect(frame: np.ndarray, classify: Classify, config: SegmentConfig | None = None,
-           timings: dict[str, float] | None = None) -> list[Detection]:
+def detect(
+    frame: np.ndarray,
+    classify: Classify,
+    config: SegmentConfig | None = None,
+    timings: dict[str, float] | None = None,
+) -> list[Detection]:
     """The camera's whole reading of a frame: segment, classify one crop per blob in one
     batched call, and the candidate pieces of unsure wide blobs in a second. Each Detection
     carries its probabilities; boxes are in frame pixels. `timings` receives ms for gray,
@@ -98,8 +105,13 @@ def detect(frame: np.ndarray, classify: Classify, config: SegmentConfig | None =
     return out
 
 
-def read_blobs(blobs: list[Blob], labels: np.ndarray, darkness: np.ndarray,
-               config: SegmentConfig, classify: Classify | None) -> list[Detection]:
+def read_blobs(
+    blobs: list[Blob],
+    labels: np.ndarray,
+    darkness: np.ndarray,
+    config: SegmentConfig,
+    classify: Classify | None,
+) -> list[Detection]:
     """Blobs -> detections. With `classify`, two close blobs that together look like one
     digit may be joined and wide blobs whose whole reading is unsure are split: at most two
     batched calls, the first with one crop per unit (plus the joined crop of a pair), the
@@ -166,7 +178,7 @@ def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float) -
     for i in range(len(cuts) - 1):
         for j in range(i + 1, len(cuts)):
             if (i, j) != (0, len(cuts) - 1) and 0.1 * height <= cuts[j] - cuts[i] <= 1.3 * height:
-                lat.add(i, j, _trim(ink[:, cuts[i]:cuts[j]], blob.box, cuts[i]))
+                lat.add(i, j, _trim(ink[:, cuts[i] : cuts[j]], blob.box, cuts[i]))
     return lat
 
 
@@ -210,8 +222,9 @@ def _holes(ink: np.ndarray) -> list[tuple[int, int]]:
     mask = (ink > 0).astype(np.uint8)
     contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     spans = []
-    for contour, (_, _, _, parent) in zip(contours, hierarchy[0] if hierarchy is not None else [],
-                                          strict=False):
+    for contour, (_, _, _, parent) in zip(
+        contours, hierarchy[0] if hierarchy is not None else [], strict=False
+    ):
         x, _, w, h = cv2.boundingRect(contour)
         if parent >= 0 and h >= max(2, ink.shape[0] // 4) and w >= 2:  # inside an outer contour
             spans.append((x, x + w - 1))
@@ -243,5 +256,7 @@ def _trim(piece: np.ndarray, box: Box, left: int) -> tuple[Box, np.ndarray] | No
         return None
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     x, y, _, _ = box
-    return ((x + left + int(c0), y + int(r0), int(c1 - c0), int(r1 - r0)),
-            normalise_crop(piece[r0:r1, c0:c1]))
+    return (
+        (x + left + int(c0), y + int(r0), int(c1 - c0), int(r1 - r0)),
+        normalise_crop(piece[r0:r1, c0:c1]),
+    )

@@ -62,7 +62,7 @@ def paper(height: int, width: int, rng: np.random.Generator, uneven: bool = True
     if uneven:
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
         angle = rng.uniform(0, 2 * np.pi)
-        ramp = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+        ramp = np.cos(angle) * xx / width + np.sin(angle) * yy / height
         base += rng.uniform(25, 55) * (ramp - ramp.mean())
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         r = rng.uniform(0.3, 0.6) * max(height, width)
@@ -70,8 +70,9 @@ def paper(height: int, width: int, rng: np.random.Generator, uneven: bool = True
     return base
 
 
-def ink_digit(canvas: np.ndarray, digit: np.ndarray, x: int, y: int, height: int,
-              darkness: float = 0.8) -> tuple[int, int, int, int]:
+def ink_digit(
+    canvas: np.ndarray, digit: np.ndarray, x: int, y: int, height: int, darkness: float = 0.8
+) -> tuple[int, int, int, int]:
     """Write a 28x28 MNIST digit (white on black) as dark ink, `height` px tall; return its box."""
     size = max(2, int(round(height * 28 / 20)))  # MNIST's 20 px of ink inside 28
     big = cv2.resize(digit.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -81,17 +82,27 @@ def ink_digit(canvas: np.ndarray, digit: np.ndarray, x: int, y: int, height: int
     x1, y1 = min(w, x + size), min(h, y + size)
     if x1 <= x0 or y1 <= y0:
         return (x0, y0, 0, 0)
-    patch = big[y0 - y:y1 - y, x0 - x:x1 - x]
+    patch = big[y0 - y : y1 - y, x0 - x : x1 - x]
     canvas[y0:y1, x0:x1] *= 1.0 - darkness * patch
     ys, xs = np.nonzero(patch > 0.25)
     if len(ys) == 0:
         return (x0, y0, 0, 0)
-    return (x0 + int(xs.min()), y0 + int(ys.min()), int(xs.max() - xs.min() + 1),
-            int(ys.max() - ys.min() + 1))
+    return (
+        x0 + int(xs.min()),
+        y0 + int(ys.min()),
+        int(xs.max() - xs.min() + 1),
+        int(ys.max() - ys.min() + 1),
+    )
 
 
-def film(canvas: np.ndarray, rng: np.random.Generator, truths: list[Truth],
-         tilt: float = 0.03, blur: float = 1.0, noise: float = 4.0) -> tuple[np.ndarray, list[Truth]]:
+def film(
+    canvas: np.ndarray,
+    rng: np.random.Generator,
+    truths: list[Truth],
+    tilt: float = 0.03,
+    blur: float = 1.0,
+    noise: float = 4.0,
+) -> tuple[np.ndarray, list[Truth]]:
     """Perspective tilt, blur, noise -> BGR uint8 frame, with the truth boxes warped too."""
     h, w = canvas.shape
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
@@ -113,9 +124,14 @@ def film(canvas: np.ndarray, rng: np.random.Generator, truths: list[Truth],
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), moved
 
 
-def scattered_frame(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                    size: tuple[int, int] = (480, 640), heights: tuple[int, int] = (40, 90),
-                    **effects: float) -> tuple[np.ndarray, list[Truth]]:
+def scattered_frame(
+    digits: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (480, 640),
+    heights: tuple[int, int] = (40, 90),
+    **effects: float,
+) -> tuple[np.ndarray, list[Truth]]:
     """Digits on a loose grid (no two touching), random height and jitter each."""
     h, w = size
     canvas = paper(h, w, rng)
@@ -130,8 +146,9 @@ def scattered_frame(digits: np.ndarray, labels: np.ndarray, rng: np.random.Gener
         size_px = int(round(height * 28 / 20))
         cx = (c + 1) * cell_w + rng.integers(-cell_w // 8, cell_w // 8 + 1)
         cy = (r + 1) * cell_h + rng.integers(-cell_h // 8, cell_h // 8 + 1)
-        box = ink_digit(canvas, digit, cx - size_px // 2, cy - size_px // 2, height,
-                        darkness=rng.uniform(0.7, 0.9))
+        box = ink_digit(
+            canvas, digit, cx - size_px // 2, cy - size_px // 2, height, darkness=rng.uniform(0.7, 0.9)
+        )
         truths.append(Truth(int(label), box))
     return film(canvas, rng, truths, **effects)
 

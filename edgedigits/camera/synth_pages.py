@@ -20,16 +20,37 @@ import numpy as np
 
 from edgedigits.camera.synth import Truth, film, ink_digit, paper
 
-WORDS = ("the", "form", "name", "date", "signed", "please", "write", "below", "amount", "total",
-         "office", "use", "only", "account", "number", "phone", "address", "received", "by", "of")
+WORDS = (
+    "the",
+    "form",
+    "name",
+    "date",
+    "signed",
+    "please",
+    "write",
+    "below",
+    "amount",
+    "total",
+    "office",
+    "use",
+    "only",
+    "account",
+    "number",
+    "phone",
+    "address",
+    "received",
+    "by",
+    "of",
+)
 
 
 def _pick(labels: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(len(labels), n, replace=len(labels) < n)
 
 
-def _pen(canvas: np.ndarray, digit: np.ndarray, x: int, y: int, height: int,
-         rng: np.random.Generator) -> tuple[int, int, int, int]:
+def _pen(
+    canvas: np.ndarray, digit: np.ndarray, x: int, y: int, height: int, rng: np.random.Generator
+) -> tuple[int, int, int, int]:
     return ink_digit(canvas, digit, x, y, height, darkness=float(rng.uniform(0.75, 0.92)))
 
 
@@ -41,8 +62,16 @@ def _row_width(digits: np.ndarray, height: int, gap: float) -> int:
     return int(ink + gap * height * (len(digits) - 1))
 
 
-def _row_of_digits(canvas: np.ndarray, digits: np.ndarray, labels: np.ndarray, x: int, y: int,
-                   height: int, gap: float, rng: np.random.Generator) -> tuple[list[Truth], int]:
+def _row_of_digits(
+    canvas: np.ndarray,
+    digits: np.ndarray,
+    labels: np.ndarray,
+    x: int,
+    y: int,
+    height: int,
+    gap: float,
+    rng: np.random.Generator,
+) -> tuple[list[Truth], int]:
     """Write digits left to right from (x, y); `gap` is the space between ink boxes as a
     fraction of the height (negative: they overlap and touch). Returns truths and the end x."""
     truths = []
@@ -58,8 +87,9 @@ def _row_of_digits(canvas: np.ndarray, digits: np.ndarray, labels: np.ndarray, x
     return truths, x
 
 
-def a4_scan(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-            scale: float = 1.0) -> tuple[np.ndarray, list[Truth]]:
+def a4_scan(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
     """A 300-dpi A4 scan (3507 x 2481 at scale 1) of pen numbers, 44-100 px tall, with a soft
     shadow band along the page edge and the dark lid beyond it."""
     h, w = int(3507 * scale), int(2481 * scale)
@@ -73,8 +103,9 @@ def a4_scan(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         idx = _pick(labels, rng, n)
         x = int(rng.uniform(0.1, 0.5) * w)
         if x + n * 1.1 * height < 0.9 * w:
-            row, _ = _row_of_digits(canvas, digits[idx], labels[idx], x, y, height,
-                                    float(rng.uniform(0.15, 0.5)), rng)
+            row, _ = _row_of_digits(
+                canvas, digits[idx], labels[idx], x, y, height, float(rng.uniform(0.15, 0.5)), rng
+            )
             truths += row
         y += int(height * rng.uniform(1.6, 2.6))
         k += 1
@@ -93,8 +124,9 @@ def a4_scan(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), inside
 
 
-def border_band(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                scale: float = 1.0) -> tuple[np.ndarray, list[Truth]]:
+def border_band(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
     """A webcam frame (640 x 480 at scale 1) whose paper ends in a dark table along two
     sides (an L-shaped band, 8-20% of the frame), with digits close to the paper's edge."""
     h, w = int(480 * scale), int(640 * scale)
@@ -121,8 +153,9 @@ def border_band(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     return film(canvas, rng, truths, tilt=0.015, blur=0.8, noise=3.0)
 
 
-def print_clutter(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                  scale: float = 1.0) -> tuple[np.ndarray, list[Truth]]:
+def print_clutter(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
     """A page (1542 x 748 at scale 1) of faint printed text lines, pen digits among them."""
     h, w = int(748 * scale), int(1542 * scale)
     canvas = paper(h, w, rng, uneven=False)
@@ -136,23 +169,47 @@ def print_clutter(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
         if rng.uniform() < 0.35:  # a line with handwritten digits in a gap after some words
             words = " ".join(rng.choice(WORDS, int(rng.integers(1, 4))))
             (tw, _), _ = cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            cv2.putText(text, words, (x, y + line_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale, 255,
-                        max(1, int(round(2 * scale))), cv2.LINE_AA)
+            cv2.putText(
+                text,
+                words,
+                (x, y + line_h),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                255,
+                max(1, int(round(2 * scale))),
+                cv2.LINE_AA,
+            )
             height = int(rng.uniform(40, 75) * scale)
             y += max(0, height - line_h)  # the digits rise above this line's text, not into the last
             if y + line_h + 10 * scale >= h:
                 break  # no room left for a row of digits
             idx = _pick(labels, rng, int(rng.integers(2, 6)))
-            row, _ = _row_of_digits(canvas, digits[idx], labels[idx], x + tw + int(30 * scale),
-                                    y + line_h - height, height, float(rng.uniform(0.15, 0.4)), rng)
+            row, _ = _row_of_digits(
+                canvas,
+                digits[idx],
+                labels[idx],
+                x + tw + int(30 * scale),
+                y + line_h - height,
+                height,
+                float(rng.uniform(0.15, 0.4)),
+                rng,
+            )
             truths += row
             y += line_h + int(line_h * 1.2)
             continue
         while x < w - 100 * scale:
             word = str(rng.choice(WORDS))
             (tw, _), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            cv2.putText(text, word, (x, y + line_h), cv2.FONT_HERSHEY_SIMPLEX, font_scale, 255,
-                        max(1, int(round(2 * scale))), cv2.LINE_AA)
+            cv2.putText(
+                text,
+                word,
+                (x, y + line_h),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                font_scale,
+                255,
+                max(1, int(round(2 * scale))),
+                cv2.LINE_AA,
+            )
             x += tw + int(line_h * 0.6)
         y += int(line_h * 1.8)
     faint = rng.uniform(0.25, 0.4)  # printed grey, far lighter than the pen
@@ -160,8 +217,9 @@ def print_clutter(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     return film(canvas, rng, truths, tilt=0.0, blur=0.6, noise=2.5)
 
 
-def touching(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-             scale: float = 1.0) -> tuple[np.ndarray, list[Truth]]:
+def touching(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
     """A webcam frame (640 x 480 at scale 1) of 3 numbers, 2-4 digits each, written joined."""
     h, w = int(480 * scale), int(640 * scale)
     canvas = paper(h, w, rng)
@@ -172,15 +230,21 @@ def touching(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         n = int(rng.integers(2, 5))
         idx = _pick(labels, rng, n)
         x = int(rng.uniform(0.08, 0.25) * w)
-        row, _ = _row_of_digits(canvas, digits[idx], labels[idx], x, y, height,
-                                float(rng.uniform(-0.12, -0.04)), rng)
+        row, _ = _row_of_digits(
+            canvas, digits[idx], labels[idx], x, y, height, float(rng.uniform(-0.12, -0.04)), rng
+        )
         truths += row
     return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
 
 
-def scene_video(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                n_frames: int = 60, hold: int = 8,
-                scale: float = 1.0) -> Iterator[tuple[np.ndarray, list[Truth]]]:
+def scene_video(
+    digits: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    n_frames: int = 60,
+    hold: int = 8,
+    scale: float = 1.0,
+) -> Iterator[tuple[np.ndarray, list[Truth]]]:
     """A webcam video (640 x 480 at scale 1): six digits in fixed places, each replaced by a
     different digit every `hold` frames (out of step with each other), slight camera shake."""
     h, w = int(480 * scale), int(640 * scale)
@@ -202,5 +266,4 @@ def scene_video(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator
         yield film(canvas, frame_rng, truths, tilt=0.005, blur=0.8, noise=3.0)
 
 
-KINDS = {"a4_scan": a4_scan, "border_band": border_band, "print_clutter": print_clutter,
-         "touching": touching}
+KINDS = {"a4_scan": a4_scan, "border_band": border_band, "print_clutter": print_clutter, "touching": touching}

@@ -54,13 +54,16 @@ class Variant:
 
 EXPORTERS: dict[str, Variant] = {
     "onnx": Variant("onnx", "model.onnx", "none", onnx_export.export_onnx, onnx_export.add_onnx_metadata),
-    "onnx_int8": Variant("onnx", "model_int8.onnx", "int8", onnx_export.export_onnx_int8,
-                         onnx_export.add_onnx_metadata),
+    "onnx_int8": Variant(
+        "onnx", "model_int8.onnx", "int8", onnx_export.export_onnx_int8, onnx_export.add_onnx_metadata
+    ),
     "tflite": Variant("tflite", "model.tflite", "none", tflite_export.export_tflite, _embed_tflite),
-    "tflite_fp16": Variant("tflite", "model_fp16.tflite", "fp16", tflite_export.export_tflite_fp16,
-                           _embed_tflite),
-    "tflite_int8": Variant("tflite", "model_int8.tflite", "int8", tflite_export.export_tflite_int8,
-                           _embed_tflite),
+    "tflite_fp16": Variant(
+        "tflite", "model_fp16.tflite", "fp16", tflite_export.export_tflite_fp16, _embed_tflite
+    ),
+    "tflite_int8": Variant(
+        "tflite", "model_int8.tflite", "int8", tflite_export.export_tflite_int8, _embed_tflite
+    ),
 }
 PACKAGES = {"triton": "onnx"}  # a format that packages another one's parity-checked file
 FORMATS = (*dict.fromkeys(v.format for v in EXPORTERS.values()), *PACKAGES, "all")
@@ -81,8 +84,9 @@ def select_variants(fmt: str, quantize: str | None) -> list[str]:
         keys = [k for k in keys if EXPORTERS[k].quantization == "none"]
     if not keys:
         offered = sorted({v.quantization for v in EXPORTERS.values() if v.format == base})
-        raise EdgeDigitsError(f"--format {fmt} has no {quantize} variant; it offers --quantize "
-                              f"{' or '.join(offered)}")
+        raise EdgeDigitsError(
+            f"--format {fmt} has no {quantize} variant; it offers --quantize {' or '.join(offered)}"
+        )
     return keys
 
 
@@ -120,11 +124,13 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
 
     unknown = [k for k in config.variants if k not in EXPORTERS]
     if unknown:
-        raise EdgeDigitsError(f"unknown export variant {', '.join(map(repr, unknown))}; "
-                              f"choose from {', '.join(EXPORTERS)}")
+        raise EdgeDigitsError(
+            f"unknown export variant {', '.join(map(repr, unknown))}; choose from {', '.join(EXPORTERS)}"
+        )
     if config.triton and [EXPORTERS[k].format for k in config.variants] != ["onnx"]:
-        raise EdgeDigitsError("a Triton repository holds exactly one ONNX variant: "
-                              "--format triton with --quantize none or int8")
+        raise EdgeDigitsError(
+            "a Triton repository holds exactly one ONNX variant: --format triton with --quantize none or int8"
+        )
     source, run_dir = _resolve_source(Path(config.source))
     if not 7 <= config.opset <= 21:
         raise EdgeDigitsError(f"--opset {config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
@@ -138,26 +144,42 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     source_sha = sha256(source)
     rng = np.random.default_rng(0)
-    calib = data.x_train[rng.choice(len(data.x_train), min(config.calibration_size, len(data.x_train)),
-                                    replace=False)]
+    calib = data.x_train[
+        rng.choice(len(data.x_train), min(config.calibration_size, len(data.x_train)), replace=False)
+    ]
     rows: list[ParityRow] = []
-    header = {"source": str(source), "source_sha256": source_sha, "data": data.name,
-              "n_test": int(len(data.y_test)), "created": created, "config": asdict(config),
-              "tolerances": TOLERANCES}
+    header = {
+        "source": str(source),
+        "source_sha256": source_sha,
+        "data": data.name,
+        "n_test": int(len(data.y_test)),
+        "created": created,
+        "config": asdict(config),
+        "tolerances": TOLERANCES,
+    }
     earlier = [r for r in _read_json(out / "parity.json").get("rows", []) if isinstance(r, dict)]
     run_config, macs = _read_json(run_dir / "config.json"), count_macs(model)  # once per run
     with tempfile.TemporaryDirectory(prefix="edgedigits-export-") as scratch:
         ctx = ExportContext(config.opset, calib, Path(scratch))
         for key in config.variants:
             variant = EXPORTERS[key]
-            meta = build_metadata(source, source_sha, variant.quantization, data.name,
-                                  run_metrics.get("test_accuracy"), created, run_config, macs)
+            meta = build_metadata(
+                source,
+                source_sha,
+                variant.quantization,
+                data.name,
+                run_metrics.get("test_accuracy"),
+                created,
+                run_config,
+                macs,
+            )
             try:
                 with atomic.atomic_path(out / variant.filename) as tmp:
                     _try_export(key, variant, model, ctx, meta, tmp, log)
                     proba = predict_in_batches(load_classifier(tmp), data.x_test)
-                    rows.append(compare(tmp, variant.filename, variant.quantization, proba,
-                                        reference, data.y_test))
+                    rows.append(
+                        compare(tmp, variant.filename, variant.quantization, proba, reference, data.y_test)
+                    )
                     if not rows[-1].passed:  # a previous good file stays; this one is kept beside it
                         rows[-1].file = failed_name(variant.filename)
                         os.replace(tmp, out / rows[-1].file)
@@ -171,14 +193,18 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     log(f"parity report: {out / 'parity.json'}")
     failed = [r.file for r in rows if not r.passed]
     if failed:
-        raise ParityError(f"disagreed with the Keras model beyond tolerance (see {out / 'parity.json'}): "
-                          f"kept as {', '.join(str(out / f) for f in failed)} for inspection; the files "
-                          "under the final names are unchanged")
+        raise ParityError(
+            f"disagreed with the Keras model beyond tolerance (see {out / 'parity.json'}): "
+            f"kept as {', '.join(str(out / f) for f in failed)} for inspection; the files "
+            "under the final names are unchanged"
+        )
     if config.triton:
         exported = out / EXPORTERS[config.variants[0]].filename
         config_file = triton.write_repository(out / "triton", exported, load_classifier(exported).metadata())
-        log(f"Triton model repository: {config_file.parent.parent} "
-            f"(serve: tritonserver --model-repository {config_file.parent.parent})")
+        log(
+            f"Triton model repository: {config_file.parent.parent} "
+            f"(serve: tritonserver --model-repository {config_file.parent.parent})"
+        )
     return rows
 
 
@@ -200,8 +226,10 @@ def _canonical(model: Any) -> Any:
     from edgedigits._tf import import_keras
 
     keras = import_keras("exporting")
-    return keras.Sequential([keras.Input(IMAGE_SHAPE, name=INPUT_NAME),
-                             keras.layers.Reshape((*IMAGE_SHAPE, 1)), model], name=f"{model.name}_28x28")
+    return keras.Sequential(
+        [keras.Input(IMAGE_SHAPE, name=INPUT_NAME), keras.layers.Reshape((*IMAGE_SHAPE, 1)), model],
+        name=f"{model.name}_28x28",
+    )
 
 
 class _KerasRef:
@@ -214,8 +242,15 @@ class _KerasRef:
         return np.asarray(self.model(x, training=False))
 
 
-def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta: dict[str, str],
-                tmp: Path, log: Callable[[str], None]) -> None:
+def _try_export(
+    key: str,
+    variant: Variant,
+    model: Any,
+    ctx: ExportContext,
+    meta: dict[str, str],
+    tmp: Path,
+    log: Callable[[str], None],
+) -> None:
     """Convert, fingerprint, embed metadata, write `tmp`; time it and log size.
 
     Failures become one line.
@@ -231,8 +266,11 @@ def _try_export(key: str, variant: Variant, model: Any, ctx: ExportContext, meta
         bare = ctx.scratch / f"bare-{variant.filename}"
         bare.write_bytes(data)
         bare_classifier = load_classifier(bare)
-        meta = {**meta, "fingerprint": fingerprint(bare_classifier.predict_proba(probe_inputs())),
-                "probe_labels": probe_labels(bare_classifier.predict)}
+        meta = {
+            **meta,
+            "fingerprint": fingerprint(bare_classifier.predict_proba(probe_inputs())),
+            "probe_labels": probe_labels(bare_classifier.predict),
+        }
         data = variant.embed(data, meta)
     except EdgeDigitsError:
         raise
@@ -249,8 +287,10 @@ def _resolve_source(path: Path) -> tuple[Path, Path]:
     if path.is_dir():
         path = path / "model.keras"
         if not path.is_file():
-            raise ModelError(f"{path.parent}: no model.keras; pass a run directory from "
-                             "`edgedigits train` or a .keras file")
+            raise ModelError(
+                f"{path.parent}: no model.keras; pass a run directory from "
+                "`edgedigits train` or a .keras file"
+            )
     elif not path.is_file():
         raise ModelError(f"{path}: no such run directory or .keras file")
     elif path.suffix != ".keras":
@@ -271,8 +311,11 @@ def _write_report(out: Path, header: dict[str, Any], rows: list[ParityRow], earl
     """parity.json: this run's rows, and an earlier export's rows for the files this run has not
     (yet) replaced, so the report always describes the files beside it."""
     done = {r.file for r in rows}
-    kept = [{**r, "from_earlier_export": True} for r in earlier
-            if r.get("file") not in done and (out / str(r.get("file"))).is_file()]
+    kept = [
+        {**r, "from_earlier_export": True}
+        for r in earlier
+        if r.get("file") not in done and (out / str(r.get("file"))).is_file()
+    ]
     atomic.write_json(out / "parity.json", {**header, "rows": [r.as_dict() for r in rows] + kept})
 
 

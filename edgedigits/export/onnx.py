@@ -44,7 +44,7 @@ class _Calibration:
     """onnxruntime CalibrationDataReader over training images, 32 at a time."""
 
     def __init__(self, x: np.ndarray) -> None:
-        self._batches = iter([{INPUT_NAME: x[i:i + 32]} for i in range(0, len(x), 32)])
+        self._batches = iter([{INPUT_NAME: x[i : i + 32]} for i in range(0, len(x), 32)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
@@ -67,9 +67,14 @@ def export_onnx_int8(model: Any, ctx: Any) -> bytes:
     float_path.write_bytes(export_onnx(model, ctx))
     quant_pre_process(str(float_path), str(fused_path), skip_symbolic_shape=True)
     quantize_static(
-        str(fused_path), str(int8_path), _Calibration(ctx.x_calibration),
-        quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
+        str(fused_path),
+        str(int8_path),
+        _Calibration(ctx.x_calibration),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        reduce_range=True,
     )
     return int8_path.read_bytes()
 

@@ -39,11 +39,12 @@ class ParityRow:
 
 def predict_in_batches(classifier, x: np.ndarray, batch: int = 1024) -> np.ndarray:
     """float32 [N, 10] from any Classifier, in chunks to bound memory."""
-    return np.concatenate([classifier.predict_proba(x[i:i + batch]) for i in range(0, len(x), batch)])
+    return np.concatenate([classifier.predict_proba(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-def compare(file: Path, name: str, quantization: str, proba: np.ndarray, reference: np.ndarray,
-            y_true: np.ndarray) -> ParityRow:
+def compare(
+    file: Path, name: str, quantization: str, proba: np.ndarray, reference: np.ndarray, y_true: np.ndarray
+) -> ParityRow:
     """Score `proba` (export) against `reference` (Keras) under TOLERANCES[quantization]."""
     tol = TOLERANCES[quantization]
     pred, ref_pred = proba.argmax(1), reference.argmax(1)
@@ -56,16 +57,29 @@ def compare(file: Path, name: str, quantization: str, proba: np.ndarray, referen
     if "min_agreement" in tol and agreement < tol["min_agreement"]:
         failures.append(f"agreement {agreement:.2%} < {tol['min_agreement']:.0%}")
     if "max_accuracy_drop" in tol and ref_acc - acc > tol["max_accuracy_drop"]:
-        failures.append(f"accuracy {acc:.2%} more than {tol['max_accuracy_drop']:.1%} below Keras "
-                        f"{ref_acc:.2%}")
-    return ParityRow(name, quantization, round(file.stat().st_size / 1024, 1), acc, ref_acc,
-                     diff, agreement, len(y_true), not failures, failures)
+        failures.append(
+            f"accuracy {acc:.2%} more than {tol['max_accuracy_drop']:.1%} below Keras {ref_acc:.2%}"
+        )
+    return ParityRow(
+        name,
+        quantization,
+        round(file.stat().st_size / 1024, 1),
+        acc,
+        ref_acc,
+        diff,
+        agreement,
+        len(y_true),
+        not failures,
+        failures,
+    )
 
 
 def format_table(rows: list[ParityRow]) -> str:
     head = f"{'file':<20} {'size KB':>8} {'accuracy':>9} {'max |dp|':>9} {'agree':>8}  result"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.file:<20} {r.size_kb:>8.1f} {r.accuracy:>9.2%} {r.max_abs_diff:>9.1e} "
-                     f"{r.agreement:>8.2%}  {'PASS' if r.passed else 'FAIL: ' + '; '.join(r.failures)}")
+        lines.append(
+            f"{r.file:<20} {r.size_kb:>8.1f} {r.accuracy:>9.2%} {r.max_abs_diff:>9.1e} "
+            f"{r.agreement:>8.2%}  {'PASS' if r.passed else 'FAIL: ' + '; '.join(r.failures)}"
+        )
     return "\n".join(lines)

@@ -30,7 +30,7 @@ def export_tflite_int8(model: Any, ctx: Any) -> bytes:
     conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     x = ctx.x_calibration
-    conv.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
+    conv.representative_dataset = lambda: ([x[i : i + 1]] for i in range(len(x)))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
