@@ -275,18 +275,16 @@ def cold_start(path: Path) -> dict[str, float]:
 
 def camera_stages(model: Path, frames: int = 60) -> dict[str, float]:
     """Median ms per stage of the camera pipeline over the demo clip (one thread)."""
-    from edgedigits.camera.loop import CameraConfig, Tracker, process_frame
+    from edgedigits.camera.loop import CameraConfig, Tracker, timed_frame
     from edgedigits.camera.synth import demo_frames
     from edgedigits.runtime import load_classifier
 
     clf = load_classifier(model, threads=1)
     tracker, stages = Tracker(), {"segment": [], "classify": [], "total": []}
     for frame, _ in demo_frames(frames):
-        t0 = time.perf_counter()
-        ms = process_frame(frame, clf, tracker, CameraConfig().min_confidence)["ms"]
-        stages["segment"].append(ms["segment"])
-        stages["classify"].append(ms["classify"])
-        stages["total"].append((time.perf_counter() - t0) * 1e3)
+        ms = timed_frame(frame, clf, tracker, CameraConfig().min_confidence)["ms"]
+        for stage in stages:
+            stages[stage].append(ms[stage])
     return {k: float(np.median(v)) for k, v in stages.items()}
 
 

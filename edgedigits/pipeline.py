@@ -89,7 +89,7 @@ def _save_screenshot(model: Path, path: Path, frames: int = 30) -> None:
     wall-clock rate over `frames` headless frames (capture included), as the loop shows it."""
     import cv2
 
-    from edgedigits.camera.loop import CameraConfig, Tracker, draw_overlay, process_frame
+    from edgedigits.camera.loop import CameraConfig, Tracker, draw_overlay, timed_frame
     from edgedigits.camera.synth import demo_frames
     from edgedigits.runtime import load_classifier
 
@@ -99,10 +99,7 @@ def _save_screenshot(model: Path, path: Path, frames: int = 30) -> None:
     for _ in range(frames):
         t0 = time.perf_counter()
         frame, _ = next(clip)  # the demo renders each frame: its "capture"
-        t1 = time.perf_counter()
-        result = process_frame(frame, classifier, tracker, CameraConfig().min_confidence)
-        result["ms"]["capture"] = (t1 - t0) * 1e3
-        result["ms"]["total"] = (time.perf_counter() - t0) * 1e3
+        result = timed_frame(frame, classifier, tracker, CameraConfig().min_confidence, started=t0)
     fps = frames / (time.perf_counter() - started)
     ok, png = cv2.imencode(".png", draw_overlay(frame, result, fps=fps))
     if ok:

@@ -145,6 +145,24 @@ def process_frame(
     }
 
 
+def timed_frame(
+    frame: np.ndarray,
+    classifier: Any,
+    tracker: Tracker | None,
+    min_confidence: float,
+    started: float | None = None,
+) -> dict[str, Any]:
+    """process_frame plus the per-frame timing every caller reports (the loop, the pipeline,
+    bench and the benchmarks): ms["capture"] from `started` (a perf_counter taken before the
+    frame was fetched; None: no capture) to the call, ms["total"] from `started` to the end."""
+    called = time.perf_counter()
+    started = called if started is None else started
+    result = process_frame(frame, classifier, tracker, min_confidence)
+    result["ms"]["capture"] = (called - started) * 1e3
+    result["ms"]["total"] = (time.perf_counter() - started) * 1e3
+    return result
+
+
 # ----------------------------------------------------------------------------- overlay
 
 
@@ -202,6 +220,29 @@ def run_camera(
     Raises:
         EdgeDigitsError/ModelError: bad source, model or output path (one line).
     """
+    model, classifier, source = _set_up(config, source)
+    partials: list[Path] = []  # what a failed run wrote, kept beside the untouched outputs
+    with _naming_partials(partials), contextlib.ExitStack() as stack:
+        stack.callback(source.close)
+        outputs = _Outputs.open(config, source.fps, stack, partials)
+        frames, ended = _loop(source, classifier, config, outputs, log)
+    if source.live and frames == 0 and ended != "failed":
+        raise EdgeDigitsError(f"{source.name} delivered no frames; is another program using it?")
+    if source.live and ended == "source":
+        log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
+    return {
+        "frames": frames,
+        "model": str(model),
+        "backend": classifier.backend,
+        "device": classifier.device,
+        "jsonl": config.output_jsonl,
+        "video": config.output_video,
+    }
+
+
+def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Source]:
+    """Everything that can fail before the first frame: flags, output paths, the display,
+    the model and the source, in that order (the cheap checks first)."""
     from edgedigits.runtime import load_classifier
 
     if not 0.0 <= config.min_confidence <= 1.0:
@@ -217,79 +258,87 @@ def run_camera(
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
     source = source or open_source(config.source, loop_demo=not config.headless, max_pixels=config.max_pixels)
-    tracker = Tracker(alpha=config.smoothing)
-    frames = 0
-    failed = quit_key = False  # how the loop ended, when not by the source or --max-frames
-    fps = previous = 0.0
-    partials: list[Path] = []  # what a failed run wrote, kept beside the untouched outputs
-    with _naming_partials(partials), contextlib.ExitStack() as stack:
-        stack.callback(source.close)
+    return model, classifier, source
+
+
+@dataclass
+class _Outputs:
+    """Where each frame goes: JSON lines, an annotated video, a window (any of them)."""
+
+    jsonl: Any  # a text file, or None
+    video: _VideoOut | None
+    show: bool
+
+    @classmethod
+    def open(
+        cls, config: CameraConfig, fps: float, stack: contextlib.ExitStack, partials: list[Path]
+    ) -> _Outputs:
+        """Open the outputs on `stack`: each is completed (or kept as partial) when it unwinds."""
         jsonl = (
             stack.enter_context(_atomic_lines(config.output_jsonl, partials)) if config.output_jsonl else None
         )
-        video = _VideoOut(config.output_video, source.fps, partials) if config.output_video else None
+        video = _VideoOut(config.output_video, fps, partials) if config.output_video else None
         if video:
             stack.push(video.finish)
-        show = not config.headless
-        if show:
+        if not config.headless:
             from edgedigits.quiet import silenced
 
             with silenced(2):  # OpenCV's bundled Qt complains about its empty font folder
                 cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
             stack.callback(cv2.destroyAllWindows)
-        stream: Iterator[np.ndarray] = source.frames()
-        try:
-            while config.max_frames is None or frames < config.max_frames:
-                t0 = time.perf_counter()
-                if frames:  # frames delivered per second, display and waiting included
-                    fps = _smoothed_rate(fps, t0 - previous)
-                previous = t0
-                frame = next(stream, None)
-                if frame is None:
-                    break
-                if frame.size == 0:  # SKIPPED: an unreadable image in a folder
-                    log(f"{source.current}: {source.error}; skipped")
-                    if jsonl:
-                        jsonl.write(
-                            json.dumps({"frame": frames, "source": source.current, "error": source.error})
-                            + "\n"
-                        )
-                    frames += 1
-                    continue
-                t1 = time.perf_counter()
-                result = process_frame(frame, classifier, tracker, config.min_confidence)
-                result["ms"]["capture"] = (t1 - t0) * 1e3
-                result["ms"]["total"] = (time.perf_counter() - t0) * 1e3
-                if jsonl:
-                    jsonl.write(json.dumps(_record(frames, result, source.current)) + "\n")
-                annotated = draw_overlay(frame, result, fps) if video or show else None
-                if video:
-                    video.write(annotated)
-                frames += 1  # this frame is in every output now
-                if show:
-                    cv2.imshow(WINDOW, annotated)
-                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                        quit_key = True
-                        break
-        except cv2.error as exc:  # a device that vanishes mid-stream
-            failed = True
-            log(
-                f"the source stopped delivering frames ({str(exc).strip().splitlines()[-1]}); "
-                f"ending after {frames} frames"
-            )
-    if source.live and frames == 0 and not failed:
-        raise EdgeDigitsError(f"{source.name} delivered no frames; is another program using it?")
-    ran_dry = not (failed or quit_key) and (config.max_frames is None or frames < config.max_frames)
-    if source.live and ran_dry:
-        log(f"{source.name} stopped delivering frames; ended cleanly after {frames} frames")
-    return {
-        "frames": frames,
-        "model": str(model),
-        "backend": classifier.backend,
-        "device": classifier.device,
-        "jsonl": config.output_jsonl,
-        "video": config.output_video,
-    }
+        return cls(jsonl, video, not config.headless)
+
+    def skipped(self, index: int, name: str | None, error: str | None) -> None:
+        if self.jsonl:
+            self.jsonl.write(json.dumps({"frame": index, "source": name, "error": error}) + "\n")
+
+    def frame(
+        self, index: int, frame: np.ndarray, result: dict[str, Any], fps: float, name: str | None
+    ) -> bool:
+        """Write one frame everywhere; True when the window asks to quit (q or Esc)."""
+        if self.jsonl:
+            self.jsonl.write(json.dumps(_record(index, result, name)) + "\n")
+        annotated = draw_overlay(frame, result, fps) if self.video or self.show else None
+        if self.video:
+            self.video.write(annotated)
+        if self.show:
+            cv2.imshow(WINDOW, annotated)
+            return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
+        return False
+
+
+def _loop(
+    source: Source, classifier: Any, config: CameraConfig, outputs: _Outputs, log: Callable[[str], None]
+) -> tuple[int, str]:
+    """Frames until the source ends ("source"), --max-frames ("max"), q/Esc ("quit") or the
+    device fails mid-stream ("failed"); returns (frames in every output, how it ended)."""
+    tracker = Tracker(alpha=config.smoothing)
+    stream: Iterator[np.ndarray] = source.frames()
+    frames, fps, previous = 0, 0.0, 0.0
+    try:
+        while config.max_frames is None or frames < config.max_frames:
+            t0 = time.perf_counter()
+            if frames:  # frames delivered per second, display and waiting included
+                fps = _smoothed_rate(fps, t0 - previous)
+            previous = t0
+            frame = next(stream, None)
+            if frame is None:
+                return frames, "source"
+            if frame.size == 0:  # SKIPPED: an unreadable image in a folder
+                log(f"{source.current}: {source.error}; skipped")
+                outputs.skipped(frames, source.current, source.error)
+                frames += 1
+                continue
+            result = timed_frame(frame, classifier, tracker, config.min_confidence, started=t0)
+            quit_key = outputs.frame(frames, frame, result, fps, source.current)
+            frames += 1  # this frame is in every output now
+            if quit_key:
+                return frames, "quit"
+    except cv2.error as exc:  # a device that vanishes mid-stream
+        reason = str(exc).strip().splitlines()[-1]
+        log(f"the source stopped delivering frames ({reason}); ending after {frames} frames")
+        return frames, "failed"
+    return frames, "max"
 
 
 @contextlib.contextmanager
