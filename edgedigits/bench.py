@@ -451,32 +451,17 @@ def to_markdown(report: dict[str, Any]) -> str:
 def save_plot(report: dict[str, Any], path: Path) -> None:
     """Log-scale bars: batch-1 p50 latency and largest-batch throughput per backend."""
     require_plotting()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from edgedigits.atomic import atomic_path
+    from edgedigits.plots import save_bars
 
     rows = report["rows"]
     t0 = min(r["threads"] for r in rows)
     big = max(r["batch"] for r in rows)
     lat = {r["backend"]: r["p50_us"] for r in rows if r["batch"] == 1 and r["threads"] == t0}
     thr = {r["backend"]: r["images_per_s"] for r in rows if r["batch"] == big and r["threads"] == t0}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, data, title in (
-        (axes[0], lat, f"batch-1 p50 latency (us), {t0} thread(s)"),
-        (axes[1], thr, f"throughput at batch {big} (images/s)"),
-    ):
-        names = list(data)
-        ax.barh(names, [data[n] for n in names], color="tab:blue")
-        ax.set_xscale("log")
-        ax.set_title(title)
-        ax.grid(axis="x", alpha=0.3, which="both")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_bars(
+        [(f"batch-1 p50 latency (us), {t0} thread(s)", lat), (f"throughput at batch {big} (images/s)", thr)],
+        path,
+    )
 
 
 def require_plotting() -> None:

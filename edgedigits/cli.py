@@ -82,24 +82,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from edgedigits import atomic
-    from edgedigits.data import load_test_split
-    from edgedigits.export.parity import predict_in_batches
-    from edgedigits.metrics import classification_report, format_report
-    from edgedigits.runtime import load_classifier
+    from edgedigits.metrics import evaluate, format_report
 
     if args.json:
         atomic.check_writable(args.json, "--json")
-    clf = load_classifier(args.model, backend=args.backend)
-    data = load_test_split(args.data)  # eval never reads the training arrays
-    proba = predict_in_batches(clf, data.x_test)
-    report = classification_report(data.y_test, proba)
+    report = evaluate(args.model, args.data, args.backend)
     human = _human_output(args.json)
-    print(f"{clf.path} ({clf.backend} on {clf.device}), test split of {data.name}", file=human)
+    print(
+        f"{report['model']} ({report['backend']} on {report['device']}), test split of {report['data']}",
+        file=human,
+    )
     print(format_report(report), file=human)
     if args.json:
-        atomic.write_json(
-            args.json, {"model": str(clf.path), "backend": clf.backend, "data": data.name, **report}
-        )
+        atomic.write_json(args.json, {k: v for k, v in report.items() if k != "device"})
     return 0
 
 

@@ -50,3 +50,35 @@ def format_report(report: dict[str, Any]) -> str:
     for d, row in enumerate(report["confusion_matrix"]):
         lines.append(f"{d:>6}" + "".join(f"{v:>6}" for v in row))
     return "\n".join(lines)
+
+
+def evaluate(model: Any, data: str = "mnist", backend: str = "auto") -> dict[str, Any]:
+    """A model on a test split: what `edgedigits eval` reports, as a library call.
+
+    Args:
+        model: a `.onnx`, `.tflite` or `.keras` path, or a loaded Classifier.
+        data: as for train ("mnist", "mnist-5k", an .npz or an IDX folder); only its test
+            split is read.
+        backend: for a path, "auto" or the backend its suffix implies.
+
+    Returns:
+        classification_report's fields (accuracy, loss, per-class accuracy, confusion matrix)
+        plus "model", "backend", "device" and "data".
+
+    Raises:
+        ModelError / DataError (EdgeDigitsError): an unusable model or data, in one line.
+    """
+    from edgedigits.data import load_test_split
+    from edgedigits.export.parity import predict_in_batches
+    from edgedigits.runtime import load_classifier
+
+    clf = model if hasattr(model, "predict_proba") else load_classifier(model, backend=backend)
+    split = load_test_split(data)  # never the training arrays
+    report = classification_report(split.y_test, predict_in_batches(clf, split.x_test))
+    return {
+        "model": str(clf.path),
+        "backend": clf.backend,
+        "device": clf.device,
+        "data": split.name,
+        **report,
+    }

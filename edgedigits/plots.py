@@ -1,4 +1,5 @@
-"""Training curves and confusion-matrix pictures (matplotlib, headless), written atomically."""
+"""Every picture edgedigits draws (matplotlib, headless), written atomically: training curves,
+the confusion matrix, bench's backend bars."""
 
 from __future__ import annotations
 
@@ -29,10 +30,7 @@ def save_curves(history: list[dict[str, float]], path: Path) -> None:
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def save_confusion(report: dict[str, Any], path: Path, title: str) -> None:
@@ -59,6 +57,23 @@ def save_confusion(report: dict[str, Any], path: Path, title: str) -> None:
     ax.set_ylabel("true")
     ax.set_title(f"{title}: accuracy {report['accuracy']:.2%}")
     fig.colorbar(im, ax=ax, fraction=0.046)
+    _save(plt, fig, path)
+
+
+def save_bars(panels: list[tuple[str, dict[str, float]]], path: Path) -> None:
+    """Side-by-side log-scale horizontal bars, one panel per (title, {name: value})."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels, strict=True):
+        names = list(values)
+        ax.barh(names, [values[n] for n in names], color="tab:blue")
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3, which="both")
+    _save(plt, fig, path)
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

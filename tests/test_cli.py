@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -86,6 +87,21 @@ def test_eval_of_trained_model(trained_run, capsys):
     assert main(["eval", str(trained_run / "model.keras"), "--data", "mnist-5k"]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "confusion" in out
+
+
+def test_eval_is_the_library_evaluate(tmp_path, mnist5k):
+    """`eval --json` writes what metrics.evaluate returns; the bundled CNN reads real MNIST digits."""
+    from edgedigits.assets import bundled_model
+    from edgedigits.metrics import evaluate
+
+    report = evaluate(bundled_model(), "mnist-5k")
+    assert report["accuracy"] >= 0.98 and sum(map(sum, report["confusion_matrix"])) == len(mnist5k.y_test)
+    assert main(["eval", str(bundled_model()), "--data", "mnist-5k", "--json", str(tmp_path / "r.json")]) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert (
+        written["accuracy"] == report["accuracy"]
+        and written["confusion_matrix"] == report["confusion_matrix"]
+    )
 
 
 def test_output_into_a_closed_pipe_is_quiet():
