@@ -131,3 +131,32 @@ def test_bench_measures_the_cnn_from_its_own_layers(trained_cnn_run, tmp_path):
     assert "seed MLP" in report["skipped"]["numpy"]
     onnx = next(r for r in report["rows"] if r["backend"] == "onnx" and r["batch"] == 32)
     assert onnx["gflops"] == pytest.approx(2 * 1_994_240 * onnx["images_per_s"] / 1e9)
+
+
+def test_rates_are_labelled_and_compared_with_the_peak_of_their_thread_count():
+    from edgedigits.bench import _rate, to_markdown
+
+    def row(backend, threads, gflops):
+        return {
+            "backend": backend,
+            "threads": threads,
+            "batch": 1024,
+            "p50_us": 1.0,
+            "p90_us": 1.0,
+            "p99_us": 1.0,
+            "images_per_s": 1.0,
+            "gflops": gflops,
+        }
+
+    assert _rate(row("onnx.int8", 1, 120.0), 100.0) == "120.00 GOP/s*"
+    assert _rate(row("onnx", 1, 80.0), 100.0) == "80.00"
+    assert _rate(row("onnx", 1, float("nan")), 100.0) == "n/a"
+    report = {
+        "machine": {},
+        "peak_gflops": {"1": 100.0, "2": 190.0},
+        "files_kb": {},
+        "macs_per_image": 1,
+        "rows": [row("onnx", 1, 150.0), row("onnx", 2, 150.0)],
+    }
+    table = to_markdown(report)
+    assert "| 150.00* |" in table and "| 150.00 |" in table and "above the float32 matmul peak" in table
