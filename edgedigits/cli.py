@@ -218,6 +218,7 @@ def _progress(text: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from edgedigits.augment import AUGMENTS  # light: TensorFlow is imported inside their functions
     from edgedigits.distribute import STRATEGIES
+    from edgedigits.formats import BACKENDS, EDGE_BACKENDS
     from edgedigits.model import ARCHS
 
     parser = argparse.ArgumentParser(
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="accuracy, per-class accuracy and confusion of a model")
     p.add_argument("model", help="a .keras, .onnx or .tflite file")
     p.add_argument("--data", default="mnist", help="as for train (default mnist)")
-    p.add_argument("--backend", choices=("auto", "onnx", "tflite", "keras"), default="auto")
+    p.add_argument("--backend", choices=BACKENDS, default="auto")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop detections less sure than this (default 0.5, chosen by measurement: README)",
     )
     p.add_argument("--max-frames", type=_positive_int, metavar="N")
-    p.add_argument("--backend", choices=("auto", "onnx", "tflite"), default="auto")
+    p.add_argument("--backend", choices=EDGE_BACKENDS, default="auto")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="inference threads")
     p.set_defaults(func=cmd_camera)
 

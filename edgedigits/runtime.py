@@ -17,9 +17,7 @@ import numpy as np
 
 from edgedigits.contract import IMAGE_SHAPE, NUM_CLASSES, ClassifierBase, check_batch, input_rank, to_rank
 from edgedigits.errors import EdgeDigitsError, MissingExtraError, ModelError, first_line
-
-BACKENDS = ("auto", "onnx", "tflite", "keras")
-SUFFIX_BACKEND = {".onnx": "onnx", ".tflite": "tflite", ".keras": "keras"}
+from edgedigits.formats import BACKENDS, SUFFIX_BACKEND  # noqa: F401  (re-exported: defined once there)
 
 
 class Classifier(Protocol):

@@ -16,6 +16,7 @@ EDGE = {
     "edgedigits.contract",
     "edgedigits.errors",
     "edgedigits.runtime",
+    "edgedigits.formats",
     "edgedigits.metadata",
     "edgedigits.quiet",
     "edgedigits.atomic",

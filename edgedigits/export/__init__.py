@@ -35,6 +35,7 @@ from edgedigits.export.parity import (
     format_table,
     predict_in_batches,
 )
+from edgedigits.formats import SUFFIX_BACKEND
 
 
 def _embed_tflite(data: bytes, meta: dict[str, str]) -> bytes:
@@ -65,6 +66,9 @@ EXPORTERS: dict[str, Variant] = {
         "tflite", "model_int8.tflite", "int8", tflite_export.export_tflite_int8, _embed_tflite
     ),
 }
+for _key, _variant in EXPORTERS.items():  # a variant's file must be one the runtime can load
+    if SUFFIX_BACKEND.get(Path(_variant.filename).suffix) != _variant.format:
+        raise RuntimeError(f"export variant {_key}: {_variant.filename} is not a {_variant.format} file name")
 PACKAGES = {"triton": "onnx"}  # a format that packages another one's parity-checked file
 FORMATS = (*dict.fromkeys(v.format for v in EXPORTERS.values()), *PACKAGES, "all")
 QUANTIZE = tuple(dict.fromkeys(v.quantization for v in EXPORTERS.values()))
