@@ -98,13 +98,13 @@ def open_stream(path: str | os.PathLike[str], mode: str = "w") -> Iterator[Any]:
         yield fh
 
 
-def check_writable(path: str | os.PathLike[str], flag: str) -> None:
+def check_writable(path: str | os.PathLike[str], option: str) -> None:
     """Before the long work: the output's folder exists (it is created) and is writable.
 
     Raises:
-        EdgeDigitsError: one line naming the flag, the path and the cause.
+        OptionError: one line naming the option (e.g. "output_jsonl"), the path and the cause.
     """
-    from edgedigits.errors import EdgeDigitsError
+    from edgedigits.errors import OptionError
 
     if is_stream(path):
         return
@@ -112,9 +112,9 @@ def check_writable(path: str | os.PathLike[str], flag: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EdgeDigitsError(f"{flag} {path}: cannot create {folder} ({exc.strerror})") from exc
+        raise OptionError(option, f"{path}: cannot create {folder} ({exc.strerror})") from exc
     if not os.access(folder, os.W_OK):
-        raise EdgeDigitsError(f"{flag} {path}: {folder} is not writable; choose another path")
+        raise OptionError(option, f"{path}: {folder} is not writable; choose another path")
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

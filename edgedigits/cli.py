@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from edgedigits import __version__
-from edgedigits.errors import EdgeDigitsError
+from edgedigits.errors import EdgeDigitsError, OptionError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -85,7 +85,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from edgedigits.metrics import evaluate, format_report
 
     if args.json:
-        atomic.check_writable(args.json, "--json")
+        atomic.check_writable(args.json, "json")
     report = evaluate(args.model, args.data, args.backend)
     human = _human_output(args.json)
     print(
@@ -181,9 +181,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         require_plotting()
     from edgedigits import atomic
 
-    for flag, target in (("--json", args.json), ("--markdown", args.markdown), ("--plot", args.plot)):
+    for option, target in (("json", args.json), ("markdown", args.markdown), ("plot", args.plot)):
         if target:
-            atomic.check_writable(target, flag)
+            atomic.check_writable(target, option)
     from edgedigits.assets import bundled_model
     from edgedigits.bench import find_models
 
@@ -414,6 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(sig, _stop)
     try:
         return int(args.func(args))
+    except OptionError as exc:  # the library names the setting; the user typed its flag
+        print(f"edgedigits {args.command}: error: {exc.for_cli()}", file=sys.stderr)
+        return 1
     except EdgeDigitsError as exc:
         print(f"edgedigits {args.command}: error: {exc}", file=sys.stderr)
         return 1

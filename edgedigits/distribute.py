@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgedigits._tf import import_tf
-from edgedigits.errors import EdgeDigitsError
+from edgedigits.errors import EdgeDigitsError, OptionError
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 
@@ -42,7 +42,7 @@ def make_strategy(choice: str, devices: str = "") -> Distribution:
             malformed TF_CONFIG for multiworker (one line each).
     """
     if choice not in STRATEGIES:
-        raise EdgeDigitsError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {choice!r}")
+        raise OptionError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {choice!r}")
     tf = import_tf("distributed training")
     if choice == "multiworker":
         cluster, kind, index = _tf_config()
@@ -68,9 +68,9 @@ def make_strategy(choice: str, devices: str = "") -> Distribution:
     known = {_short(d.name) for d in tf.config.list_logical_devices()}
     missing = [n for n in names if _short(n) not in known]
     if missing:
-        raise EdgeDigitsError(
-            f"--devices {', '.join(missing)}: TensorFlow has no such device; "
-            f"it has {', '.join(sorted(known))}"
+        raise OptionError(
+            "devices",
+            f"{', '.join(missing)}: TensorFlow has no such device; it has {', '.join(sorted(known))}",
         )
     strategy = tf.distribute.MirroredStrategy(names)
     replicas = int(strategy.num_replicas_in_sync)
@@ -95,10 +95,11 @@ def _tf_config() -> tuple[dict[str, Any], str, int]:
     """(cluster, this task's type, its index) from TF_CONFIG."""
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise EdgeDigitsError(
-            "--strategy multiworker needs TF_CONFIG: set it on every worker to "
+        raise OptionError(
+            "strategy",
+            "multiworker needs TF_CONFIG: set it on every worker to "
             '{"cluster": {"worker": ["host1:port", "host2:port"]}, '
-            '"task": {"type": "worker", "index": N}}'
+            '"task": {"type": "worker", "index": N}}',
         )
     try:
         config = json.loads(raw)

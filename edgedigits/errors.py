@@ -7,6 +7,18 @@ class EdgeDigitsError(Exception):
     """A problem the user can fix; the message says how."""
 
 
+class OptionError(EdgeDigitsError):
+    """A bad setting. The library names it as its callers spell it (`batch_size must be at least
+    1`); the CLI names the flag instead (`--batch-size must be at least 1`)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option, self.detail = option, message
+        super().__init__(f"{option} {message}")
+
+    def for_cli(self) -> str:
+        return f"--{self.option.replace('_', '-')} {self.detail}"
+
+
 class DataError(EdgeDigitsError):
     """A data source is missing, unreadable or not MNIST-shaped."""
 

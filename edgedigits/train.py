@@ -28,7 +28,7 @@ from edgedigits._tf import import_keras, import_tf
 from edgedigits.augment import AUGMENTS
 from edgedigits.data import Dataset, load_dataset
 from edgedigits.distribute import STRATEGIES, Distribution, make_strategy
-from edgedigits.errors import EdgeDigitsError, first_line
+from edgedigits.errors import EdgeDigitsError, OptionError, first_line
 from edgedigits.metrics import classification_report
 from edgedigits.model import ARCHS
 
@@ -58,27 +58,27 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.epochs < 1:
-            raise EdgeDigitsError(f"--epochs must be at least 1, got {self.epochs}")
+            raise OptionError("epochs", f"must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
-            raise EdgeDigitsError(f"--batch-size must be at least 1, got {self.batch_size}")
+            raise OptionError("batch_size", f"must be at least 1, got {self.batch_size}")
         if self.optimizer not in ("sgd", "adam"):
-            raise EdgeDigitsError(f"--optimizer must be sgd or adam, got {self.optimizer!r}")
+            raise OptionError("optimizer", f"must be sgd or adam, got {self.optimizer!r}")
         if self.learning_rate is not None and not self.learning_rate > 0:
-            raise EdgeDigitsError(f"--learning-rate must be positive, got {self.learning_rate}")
+            raise OptionError("learning_rate", f"must be positive, got {self.learning_rate}")
         if not 0 <= self.shift <= 8:
-            raise EdgeDigitsError(f"--shift must be 0-8 pixels, got {self.shift}")
+            raise OptionError("shift", f"must be 0-8 pixels, got {self.shift}")
         if self.augment not in AUGMENTS:
-            raise EdgeDigitsError(f"--augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+            raise OptionError("augment", f"must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
         if self.lr_schedule not in ("constant", "cosine"):
-            raise EdgeDigitsError(f"--lr-schedule must be constant or cosine, got {self.lr_schedule!r}")
+            raise OptionError("lr_schedule", f"must be constant or cosine, got {self.lr_schedule!r}")
         if not 0.0 <= self.outliers <= 1.0:
-            raise EdgeDigitsError(f"--outliers must be within 0-1, got {self.outliers}")
+            raise OptionError("outliers", f"must be within 0-1, got {self.outliers}")
         if self.arch not in ARCHS:
-            raise EdgeDigitsError(f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
+            raise OptionError("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.device not in ("auto", "cpu", "gpu"):
-            raise EdgeDigitsError(f"--device must be auto, cpu or gpu, got {self.device!r}")
+            raise OptionError("device", f"must be auto, cpu or gpu, got {self.device!r}")
         if self.strategy not in STRATEGIES:
-            raise EdgeDigitsError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+            raise OptionError("strategy", f"must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 
 
 @dataclass
@@ -101,10 +101,11 @@ def select_device(choice: str) -> str:
             tf.config.set_visible_devices([], "GPU")
         return f"CPU ({os.cpu_count()} cores)"
     if not gpus:
-        raise EdgeDigitsError(
-            "--device gpu: TensorFlow sees no GPU (check the CUDA install with "
+        raise OptionError(
+            "device",
+            "gpu: TensorFlow sees no GPU (check the CUDA install with "
             '`python -c "import tensorflow as tf; print(tf.config.list_physical_devices())"`), '
-            "or train with --device cpu"
+            "or train with --device cpu",
         )
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
@@ -116,7 +117,7 @@ def new_run_dir(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EdgeDigitsError(f"--out {out}: cannot create it ({exc.strerror})") from exc
+        raise OptionError("out", f"{out}: cannot create it ({exc.strerror})") from exc
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(1000):
         run_dir = out / (stamp if n == 0 else f"{stamp}-{n}")
@@ -126,8 +127,8 @@ def new_run_dir(out: Path) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise EdgeDigitsError(f"--out {out}: not writable ({exc.strerror})") from exc
-    raise EdgeDigitsError(f"--out {out}: too many runs started at {stamp}")
+            raise OptionError("out", f"{out}: not writable ({exc.strerror})") from exc
+    raise OptionError("out", f"{out}: too many runs started at {stamp}")
 
 
 def train(config: TrainConfig, resume: Path | None = None, log: Callable[[str], None] = print) -> TrainResult:
@@ -453,9 +454,10 @@ def _start_from(model: Any, path: Path, arch: str) -> None:
     """Copy a trained model's weights into `model` (same architecture); the optimizer starts fresh."""
     source = _load_keras(path)
     if source.name != model.name or [w.shape for w in source.weights] != [w.shape for w in model.weights]:
-        raise EdgeDigitsError(
-            f"--init {path}: a {source.name} model, not --arch {arch}'s {model.name}; "
-            "pass the --arch it was trained with"
+        raise OptionError(
+            "init",
+            f"{path}: a {source.name} model, not --arch {arch}'s {model.name}; "
+            "pass the --arch it was trained with",
         )
     model.set_weights(source.get_weights())
 
@@ -465,21 +467,21 @@ def _open_resume(run_dir: Path, asked: TrainConfig) -> tuple[Path, TrainConfig, 
     machine may have changed), and its history."""
     atomic.clean_stale(run_dir)  # orphans of a run that was killed mid-write
     if not (run_dir / "checkpoint.keras").is_file():
-        raise EdgeDigitsError(
-            f"--resume {run_dir}: no checkpoint.keras there; pass a run directory made by `edgedigits train`"
+        raise OptionError(
+            "resume", f"{run_dir}: no checkpoint.keras there; pass a run directory made by `edgedigits train`"
         )
     try:
         saved = json.loads((run_dir / "config.json").read_text())
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
     except (OSError, ValueError, TypeError) as exc:
-        raise EdgeDigitsError(f"--resume {run_dir}: unreadable config.json ({exc})") from exc
+        raise OptionError("resume", f"{run_dir}: unreadable config.json ({exc})") from exc
     config.epochs, config.device = asked.epochs, asked.device
     config.strategy, config.devices = asked.strategy, asked.devices
     try:
         config.validate()
     except EdgeDigitsError as exc:  # the saved settings themselves are bad
-        raise EdgeDigitsError(f"--resume {run_dir}: config.json is corrupt ({exc})") from exc
+        raise OptionError("resume", f"{run_dir}: config.json is corrupt ({exc})") from exc
     return run_dir, config, _read_history(run_dir / "history.csv")
 
 

@@ -225,3 +225,14 @@ def test_output_paths_are_checked_before_the_work(tmp_path, argv, flag):
     ]
     proc = run_cli(*argv, timeout=30)
     assert_one_line_error(proc, flag)
+
+
+def test_library_errors_name_settings_and_the_cli_names_flags():
+    """The library speaks of its own keyword (`learning_rate`); the CLI of the flag typed."""
+    from edgedigits.errors import OptionError
+    from edgedigits.train import TrainConfig
+
+    with pytest.raises(OptionError, match=r"^shift must be 0-8 pixels, got 9$"):
+        TrainConfig(shift=9).validate()
+    proc = run_cli("train", "--data", "mnist-5k", "--shift", "9")
+    assert_one_line_error(proc, "--shift must be 0-8 pixels, got 9")

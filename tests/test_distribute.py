@@ -191,7 +191,7 @@ def test_multiworker_without_a_valid_tf_config_is_one_line(tf_config, needle):
 def test_unknown_devices_are_named(monkeypatch):
     from edgedigits.distribute import make_strategy
 
-    with pytest.raises(EdgeDigitsError, match="GPU:7: TensorFlow has no such device"):
+    with pytest.raises(EdgeDigitsError, match="^devices GPU:7: TensorFlow has no such device"):
         make_strategy("mirrored", "GPU:7")
-    with pytest.raises(EdgeDigitsError, match="--strategy must be one of"):
+    with pytest.raises(EdgeDigitsError, match="^strategy must be one of"):
         make_strategy("ring", "")

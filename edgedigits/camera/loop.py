@@ -23,7 +23,7 @@ from edgedigits.atomic import check_writable, is_stream, open_stream, temp_name
 from edgedigits.camera.read import read_digits
 from edgedigits.camera.segment import SegmentConfig, group_numbers
 from edgedigits.camera.sources import MAX_PIXELS, Source, open_source
-from edgedigits.errors import EdgeDigitsError, first_line
+from edgedigits.errors import EdgeDigitsError, OptionError, first_line
 
 WINDOW = "edgedigits camera (q or Esc quits)"
 
@@ -246,10 +246,10 @@ def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Sou
     from edgedigits.runtime import load_classifier
 
     if not 0.0 <= config.min_confidence <= 1.0:
-        raise EdgeDigitsError(f"--min-confidence must be within 0-1, got {config.min_confidence}")
-    for flag, target in (("--output-jsonl", config.output_jsonl), ("--output-video", config.output_video)):
+        raise OptionError("min_confidence", f"must be within 0-1, got {config.min_confidence}")
+    for option, target in (("output_jsonl", config.output_jsonl), ("output_video", config.output_video)):
         if target:
-            check_writable(target, flag)
+            check_writable(target, option)
     if not config.headless and not display_available():
         raise EdgeDigitsError(
             "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
@@ -414,7 +414,7 @@ def _atomic_lines(path: str, partials: list[Path]) -> Iterator[Any]:
         tmp = final.with_name(temp_name(final.name))
         fh = open(tmp, "w", encoding="utf-8")  # noqa: SIM115  (closed below)
     except OSError as exc:
-        raise EdgeDigitsError(f"--output-jsonl {path}: cannot write ({exc.strerror})") from exc
+        raise OptionError("output_jsonl", f"{path}: cannot write ({exc.strerror})") from exc
     failed: BaseException | None = None
     try:
         yield fh
@@ -435,11 +435,12 @@ class _VideoOut:
         self.fps = max(1.0, min(fps, 60.0))
         self.writer: Any = None
         if not self.final.parent.is_dir():
-            raise EdgeDigitsError(f"--output-video {path}: folder {self.final.parent} does not exist")
+            raise OptionError("output_video", f"{path}: folder {self.final.parent} does not exist")
         if self.final.suffix.lower() not in (".mp4", ".avi"):
-            raise EdgeDigitsError(
-                f"--output-video {path}: write a .mp4 or .avi file "
-                f"({self.final.suffix or 'no suffix'} would hold the wrong format)"
+            raise OptionError(
+                "output_video",
+                f"{path}: write a .mp4 or .avi file "
+                f"({self.final.suffix or 'no suffix'} would hold the wrong format)",
             )
 
     def write(self, frame: np.ndarray) -> None:
@@ -447,8 +448,8 @@ class _VideoOut:
             fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.final.suffix.lower() == ".mp4" else "MJPG"))
             self.writer = cv2.VideoWriter(str(self.tmp), fourcc, self.fps, frame.shape[1::-1])
             if not self.writer.isOpened():
-                raise EdgeDigitsError(
-                    f"--output-video {self.final}: cannot encode this format; use .mp4 or .avi"
+                raise OptionError(
+                    "output_video", f"{self.final}: cannot encode this format; use .mp4 or .avi"
                 )
         self.writer.write(frame)
 

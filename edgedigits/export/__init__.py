@@ -24,7 +24,7 @@ import numpy as np
 
 from edgedigits import atomic
 from edgedigits.contract import IMAGE_SHAPE, INPUT_NAME
-from edgedigits.errors import EdgeDigitsError, ParityError, first_line
+from edgedigits.errors import EdgeDigitsError, OptionError, ParityError, first_line
 from edgedigits.export import onnx as onnx_export
 from edgedigits.export import tflite as tflite_export
 from edgedigits.export import triton
@@ -88,8 +88,8 @@ def select_variants(fmt: str, quantize: str | None) -> list[str]:
         keys = [k for k in keys if EXPORTERS[k].quantization == "none"]
     if not keys:
         offered = sorted({v.quantization for v in EXPORTERS.values() if v.format == base})
-        raise EdgeDigitsError(
-            f"--format {fmt} has no {quantize} variant; it offers --quantize {' or '.join(offered)}"
+        raise OptionError(
+            "format", f"{fmt} has no {quantize} variant; it offers --quantize {' or '.join(offered)}"
         )
     return keys
 
@@ -137,7 +137,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
         )
     source, run_dir = _resolve_source(Path(config.source))
     if not 7 <= config.opset <= 21:
-        raise EdgeDigitsError(f"--opset {config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
+        raise OptionError("opset", f"{config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
     out = Path(config.out) if config.out else run_dir / "export"
     _check_writable(out)
     atomic.clean_stale(out)  # orphans of an export that was killed mid-write
@@ -308,7 +308,7 @@ def _check_writable(out: Path) -> None:
         with tempfile.NamedTemporaryFile(dir=out, prefix=".probe-"):
             pass
     except OSError as exc:
-        raise EdgeDigitsError(f"--out {out}: not writable ({exc.strerror or exc})") from exc
+        raise OptionError("out", f"{out}: not writable ({exc.strerror or exc})") from exc
 
 
 def _write_report(out: Path, header: dict[str, Any], rows: list[ParityRow], earlier: list[dict]) -> None:
