@@ -82,6 +82,20 @@ def test_min_confidence_drops_unsure_digits(tmp_path, frames_with_truth):
     assert sure == [d for d in everything if d["confidence"] >= 0.999]
 
 
+def _folder_run(folder, jsonl, video) -> list[str]:
+    """The camera over a folder of pages, headless, into a JSONL and a video."""
+    return [
+        "camera",
+        "--source",
+        str(folder),
+        "--headless",
+        "--output-jsonl",
+        str(jsonl),
+        "--output-video",
+        str(video),
+    ]
+
+
 def test_folder_is_sorted_and_video_is_written(tmp_path, frames_with_truth):
     folder = tmp_path / "pages"
     folder.mkdir()
@@ -89,21 +103,7 @@ def test_folder_is_sorted_and_video_is_written(tmp_path, frames_with_truth):
         cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
     (folder / "notes.txt").write_text("not an image")
     out, video = tmp_path / "f.jsonl", tmp_path / "annotated.avi"
-    assert (
-        main(
-            [
-                "camera",
-                "--source",
-                str(folder),
-                "--headless",
-                "--output-jsonl",
-                str(out),
-                "--output-video",
-                str(video),
-            ]
-        )
-        == 0
-    )
+    assert main(_folder_run(folder, out, video)) == 0
     records = _jsonl(out)
     assert [r["frame"] for r in records] == [0, 1, 2, 3]
     cap = cv2.VideoCapture(str(video))
@@ -481,16 +481,7 @@ def test_a_run_that_fails_keeps_the_good_outputs_and_names_what_it_wrote(
     for i, (frame, _) in enumerate(frames_with_truth):
         cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
     out, video = tmp_path / "f.jsonl", tmp_path / "v.avi"
-    argv = [
-        "camera",
-        "--source",
-        str(folder),
-        "--headless",
-        "--output-jsonl",
-        str(out),
-        "--output-video",
-        str(video),
-    ]
+    argv = _folder_run(folder, out, video)
     assert main(argv) == 0
     good_jsonl, good_video = out.read_bytes(), video.read_bytes()
     calls = []

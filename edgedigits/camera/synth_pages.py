@@ -62,6 +62,14 @@ def _row_width(digits: np.ndarray, height: int, gap: float) -> int:
     return int(ink + gap * height * (len(digits) - 1))
 
 
+def _print(text: np.ndarray, words: str, at: tuple[int, int], font_scale: float, scale: float) -> int:
+    """Print `words` into the text layer at `at` (baseline left); return their width in pixels."""
+    cv2.putText(
+        text, words, at, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 255, max(1, round(2 * scale)), cv2.LINE_AA
+    )
+    return cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[0][0]
+
+
 def _row_of_digits(
     canvas: np.ndarray,
     digits: np.ndarray,
@@ -168,17 +176,7 @@ def print_clutter(
         x = int(rng.uniform(20, 60) * scale)
         if rng.uniform() < 0.35:  # a line with handwritten digits in a gap after some words
             words = " ".join(rng.choice(WORDS, int(rng.integers(1, 4))))
-            (tw, _), _ = cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            cv2.putText(
-                text,
-                words,
-                (x, y + line_h),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                font_scale,
-                255,
-                max(1, int(round(2 * scale))),
-                cv2.LINE_AA,
-            )
+            tw = _print(text, words, (x, y + line_h), font_scale, scale)
             height = int(rng.uniform(40, 75) * scale)
             y += max(0, height - line_h)  # the digits rise above this line's text, not into the last
             if y + line_h + 10 * scale >= h:
@@ -199,17 +197,7 @@ def print_clutter(
             continue
         while x < w - 100 * scale:
             word = str(rng.choice(WORDS))
-            (tw, _), _ = cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-            cv2.putText(
-                text,
-                word,
-                (x, y + line_h),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                font_scale,
-                255,
-                max(1, int(round(2 * scale))),
-                cv2.LINE_AA,
-            )
+            tw = _print(text, word, (x, y + line_h), font_scale, scale)
             x += tw + int(line_h * 0.6)
         y += int(line_h * 1.8)
     faint = rng.uniform(0.25, 0.4)  # printed grey, far lighter than the pen
