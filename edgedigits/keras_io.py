@@ -19,9 +19,11 @@ from edgedigits.errors import ModelError, first_line
 class KerasClassifier(ClassifierBase):
     backend = "keras"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = None, model: Any = None) -> None:
+        """`model`: a Keras model already in memory (training, export's reference); else
+        `path` is loaded."""
         self.path = path
-        self.model = load_keras_model(path)
+        self.model = load_keras_model(path) if model is None else model
         self.rank = len(self.model.input_shape)
         self.device = "TensorFlow"
 

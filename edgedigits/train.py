@@ -280,14 +280,13 @@ def _shuffled_batches(rng: np.random.Generator, n: int, batch_size: int) -> np.n
     return np.concatenate([perm, extra]).astype(np.int32).reshape(steps, batch_size)
 
 
-def _predict(model: Any, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
     """Probabilities in batches of plain calls: the same under every tf.distribute strategy
     (each worker reads its own copy of the weights), and no Keras predict-loop overhead."""
-    return (
-        np.concatenate([np.asarray(model(x[i : i + batch], training=False)) for i in range(0, len(x), batch)])
-        if len(x)
-        else np.zeros((0, 10), np.float32)
-    )
+    from edgedigits.export.parity import predict_in_batches
+    from edgedigits.keras_io import KerasClassifier
+
+    return predict_in_batches(KerasClassifier(Path(model.name), model=model), x)
 
 
 def _epoch_function(

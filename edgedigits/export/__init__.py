@@ -121,7 +121,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
         ParityError: a variant disagreed with Keras (its file was not written).
     """
     from edgedigits.data import load_dataset
-    from edgedigits.keras_io import load_keras_model
+    from edgedigits.keras_io import KerasClassifier, load_keras_model
     from edgedigits.metadata import build_metadata, sha256
     from edgedigits.model import count_macs
     from edgedigits.runtime import load_classifier
@@ -144,7 +144,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
     model = _canonical(load_keras_model(source))
     run_metrics = _read_json(run_dir / "metrics.json")
     data = load_dataset(config.data or _read_json(run_dir / "config.json").get("data", "mnist"))
-    reference = predict_in_batches(_KerasRef(model), data.x_test)
+    reference = predict_in_batches(KerasClassifier(source, model=model), data.x_test)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     source_sha = sha256(source)
     rng = np.random.default_rng(0)
@@ -234,16 +234,6 @@ def _canonical(model: Any) -> Any:
         [keras.Input(IMAGE_SHAPE, name=INPUT_NAME), keras.layers.Reshape((*IMAGE_SHAPE, 1)), model],
         name=f"{model.name}_28x28",
     )
-
-
-class _KerasRef:
-    """The Keras model as a Classifier-like object for predict_in_batches."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model(x, training=False))
 
 
 def _try_export(
