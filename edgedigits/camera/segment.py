@@ -164,9 +164,11 @@ def group_numbers(boxes: list[Box], labels: list[int]) -> list[dict]:
         x, y, w, h = boxes[i]
         for group in groups:
             lx, ly, lw, lh = boxes[group[-1]]
-            v_overlap = min(y + h, ly + lh) - max(y, ly)
             gap = x - (lx + lw)
-            if v_overlap >= 0.5 * min(h, lh) and -0.3 * w <= gap <= 0.8 * max(h, lh):
+            if gap < -0.3 * w or gap > 0.8 * (h if h > lh else lh):  # the cheap test first
+                continue
+            v_overlap = (y + h if y + h < ly + lh else ly + lh) - (y if y > ly else ly)
+            if v_overlap >= 0.5 * (h if h < lh else lh):
                 group.append(i)
                 break
         else:
