@@ -9,14 +9,21 @@ class EdgeDigitsError(Exception):
 
 class OptionError(EdgeDigitsError):
     """A bad setting. The library names it as its callers spell it (`batch_size must be at least
-    1`); the CLI names the flag instead (`--batch-size must be at least 1`)."""
+    1`); the CLI names the flag instead (`--batch-size must be at least 1`). Other settings
+    the message points to are {0}, {1}... in `message`, named in `others`, and rendered the
+    same way."""
 
-    def __init__(self, option: str, message: str) -> None:
-        self.option, self.detail = option, message
-        super().__init__(f"{option} {message}")
+    def __init__(self, option: str, message: str, *others: str) -> None:
+        self.option, self.detail, self.others = option, message, others
+        super().__init__(f"{option} {message.format(*others)}")
 
     def for_cli(self) -> str:
-        return f"--{self.option.replace('_', '-')} {self.detail}"
+        flags = [_flag(o) for o in self.others]
+        return f"{_flag(self.option)} {self.detail.format(*flags)}"
+
+
+def _flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
 
 
 class DataError(EdgeDigitsError):

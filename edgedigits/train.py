@@ -105,7 +105,8 @@ def select_device(choice: str) -> str:
             "device",
             "gpu: TensorFlow sees no GPU (check the CUDA install with "
             '`python -c "import tensorflow as tf; print(tf.config.list_physical_devices())"`), '
-            "or train with --device cpu",
+            "or train with {0} cpu",
+            "device",
         )
     for gpu in gpus:
         tf.config.experimental.set_memory_growth(gpu, True)
@@ -455,8 +456,9 @@ def _start_from(model: Any, path: Path, arch: str) -> None:
     if source.name != model.name or [w.shape for w in source.weights] != [w.shape for w in model.weights]:
         raise OptionError(
             "init",
-            f"{path}: a {source.name} model, not --arch {arch}'s {model.name}; "
-            "pass the --arch it was trained with",
+            f"{path}: a {source.name} model, not {{0}} {arch}'s {model.name}; pass the {{0}} it was "
+            "trained with",
+            "arch",
         )
     model.set_weights(source.get_weights())
 

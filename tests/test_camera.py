@@ -396,7 +396,10 @@ def test_no_display_says_so_before_anything_opens():
     import os
 
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    assert_one_line_error(run_cli("camera", "--source", "demo", env=env), "--headless")
+    proc = run_cli("camera", "--source", "demo", env=env)
+    assert_one_line_error(
+        proc, "--headless is needed: no display", "results go to --output-jsonl/--output-video"
+    )
 
 
 @pytest.mark.parametrize("sig,code", [(15, 143), (1, 129)])

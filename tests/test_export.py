@@ -152,7 +152,9 @@ def test_select_variants():
     assert select_variants("all", "int8") == ["onnx_int8", "tflite_int8"]
     assert select_variants("triton", None) == ["onnx"]
     assert select_variants("triton", "int8") == ["onnx_int8"]
-    with pytest.raises(EdgeDigitsError, match="no fp16 variant; it offers --quantize int8 or none"):
+    with pytest.raises(
+        EdgeDigitsError, match="^format onnx has no fp16 variant; it offers quantize int8 or none$"
+    ):
         select_variants("onnx", "fp16")
     with pytest.raises(EdgeDigitsError, match="no fp16 variant"):
         select_variants("triton", "fp16")

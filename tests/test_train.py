@@ -167,7 +167,10 @@ def test_init_fine_tunes_from_a_trained_model(trained_run, tmp_path):
         log=lambda _: None,
     )
     assert result.metrics["test_accuracy"] > fresh.metrics["test_accuracy"] + 0.1
-    with pytest.raises(EdgeDigitsError, match="pass the --arch it was trained with"):
+    with pytest.raises(
+        EdgeDigitsError,
+        match="a edgedigits_mlp model, not arch cnn.s edgedigits_cnn; pass the arch it was trained with",
+    ):
         train(
             TrainConfig(data="mnist-5k", epochs=1, arch="cnn", init=str(source), out=str(tmp_path / "x")),
             log=lambda _: None,

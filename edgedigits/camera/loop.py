@@ -251,9 +251,12 @@ def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Sou
         if target:
             check_writable(target, option)
     if not config.headless and not display_available():
-        raise EdgeDigitsError(
-            "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
-            "run with --headless, with --output-jsonl/--output-video for results"
+        raise OptionError(
+            "headless",
+            "is needed: no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "results go to {0}/{1}",
+            "output_jsonl",
+            "output_video",
         )
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)

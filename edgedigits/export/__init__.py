@@ -89,7 +89,7 @@ def select_variants(fmt: str, quantize: str | None) -> list[str]:
     if not keys:
         offered = sorted({v.quantization for v in EXPORTERS.values() if v.format == base})
         raise OptionError(
-            "format", f"{fmt} has no {quantize} variant; it offers --quantize {' or '.join(offered)}"
+            "format", f"{fmt} has no {quantize} variant; it offers {{0}} {' or '.join(offered)}", "quantize"
         )
     return keys
 
@@ -132,9 +132,7 @@ def export_model(config: ExportConfig, log: Callable[[str], None] = print) -> li
             f"unknown export variant {', '.join(map(repr, unknown))}; choose from {', '.join(EXPORTERS)}"
         )
     if config.triton and [EXPORTERS[k].format for k in config.variants] != ["onnx"]:
-        raise EdgeDigitsError(
-            "a Triton repository holds exactly one ONNX variant: --format triton with --quantize none or int8"
-        )
+        raise OptionError("triton", "packages exactly one ONNX variant: {0} onnx or onnx_int8", "variants")
     source, run_dir = _resolve_source(Path(config.source))
     if not 7 <= config.opset <= 21:
         raise OptionError("opset", f"{config.opset}: tf2onnx supports opsets 7-21; 17 is the default")
