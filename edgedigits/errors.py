@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class EdgeDigitsError(Exception):
     """A problem the user can fix; the message says how."""
@@ -15,11 +17,17 @@ class OptionError(EdgeDigitsError):
 
     def __init__(self, option: str, message: str, *others: str) -> None:
         self.option, self.detail, self.others = option, message, others
-        super().__init__(f"{option} {message.format(*others)}")
+        super().__init__(f"{option} {self._named(others)}")
 
     def for_cli(self) -> str:
-        flags = [_flag(o) for o in self.others]
-        return f"{_flag(self.option)} {self.detail.format(*flags)}"
+        return f"{_flag(self.option)} {self._named([_flag(o) for o in self.others])}"
+
+    def _named(self, names: Sequence[str]) -> str:
+        """The message with {k} replaced by the k-th name; any other brace (a path, JSON) stays."""
+        text = self.detail
+        for k, name in enumerate(names):
+            text = text.replace("{" + str(k) + "}", name)
+        return text
 
 
 def _flag(option: str) -> str:

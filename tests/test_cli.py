@@ -236,3 +236,12 @@ def test_library_errors_name_settings_and_the_cli_names_flags():
         TrainConfig(shift=9).validate()
     proc = run_cli("train", "--data", "mnist-5k", "--shift", "9")
     assert_one_line_error(proc, "--shift must be 0-8 pixels, got 9")
+
+
+def test_option_errors_keep_braces_that_are_not_placeholders():
+    """A path or a JSON example in the message stays as written; only {0}, {1}... are names."""
+    from edgedigits.errors import OptionError
+
+    error = OptionError("out", '/tmp/{a}: see {0} and {"task": 1}', "data_dir")
+    assert str(error) == 'out /tmp/{a}: see data_dir and {"task": 1}'
+    assert error.for_cli() == '--out /tmp/{a}: see --data-dir and {"task": 1}'
