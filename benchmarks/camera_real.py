@@ -9,6 +9,7 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
   border_band   640x480 frames with a dark table edge along two sides
   print_clutter 1542x748 pages of faint printed text with pen digits among it
   touching      640x480 frames of numbers written joined
+  ruled         640x480 notebook pages: digits written on ruled lines, a margin line
   scene_video   a 60-frame video whose digits change in place every 8 frames (tracker on)
 Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.npz, else the
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit
@@ -278,6 +279,7 @@ def time_bounds(x, y, clf, rng) -> list[dict]:
         synth_pages.print_clutter(x, y, rng, scale=1920 / 1542)[0][:1080],
         synth_pages.touching(x, y, rng, scale=2.25)[0],
         synth_pages.border_band(x, y, rng, scale=2.25)[0],
+        synth_pages.ruled(x, y, rng, scale=2.25)[0],
         scattered_frame(*_pick(x, y, rng, 40), rng, size=(1080, 1920))[0],
     ]
     worst_hd, shape_hd = slowest_ms(hd, clf)

@@ -158,10 +158,13 @@ def _matched(truths, boxes) -> int:
     return hits
 
 
-@pytest.mark.parametrize("kind,scale", [("border_band", 0.6), ("a4_scan", 0.25), ("print_clutter", 0.5)])
+@pytest.mark.parametrize(
+    "kind,scale", [("border_band", 0.6), ("a4_scan", 0.25), ("print_clutter", 0.5), ("ruled", 0.75)]
+)
 def test_no_digit_is_swallowed_by_edges_shadows_or_print(digits, kind, scale):
-    """Dark table edges, a shadowed page edge and faint print: every digit is still found,
-    and the print makes (almost) no blobs of its own."""
+    """Dark table edges, a shadowed page edge, faint print and the ruled lines of a notebook
+    the digits sit on: every digit is still found, and the clutter makes (almost) no blobs
+    of its own."""
     from edgedigits.camera import synth_pages
 
     x, y = digits
@@ -214,3 +217,18 @@ def test_huge_frames_are_segmented_at_a_working_size_and_reported_in_source_pixe
     assert len(found) == 5
     for b, f in zip(sorted(boxes), sorted(found), strict=True):
         assert abs(b[0] - f[0]) < 20 and abs(b[3] - f[3]) < 40  # source pixels, not working ones
+
+
+def test_a_digit_across_a_ruled_line_stays_whole_and_one_on_it_comes_free(digits):
+    """A line as dark as the pen through the middle of one digit and under another: the line
+    goes, the crossed digit keeps both halves in one box, the other keeps its own box."""
+    x, y = digits
+    canvas = paper(240, 480, np.random.default_rng(4), uneven=False)
+    crossed = ink_digit(canvas, x[np.flatnonzero(y == 8)[0]], 100, 60, 80)  # ink rows ~76-156
+    line = crossed[1] + crossed[3] // 2
+    on = ink_digit(canvas, x[np.flatnonzero(y == 3)[0]], 260, line - 80 - 16 + 2, 80)  # bottom on the line
+    canvas[line : line + 3, :] *= 0.2
+    found = [d.box for d in segment(canvas.astype(np.uint8))]
+    assert len(found) == 2, found
+    for truth, box in zip(sorted([crossed, on]), sorted(found), strict=True):
+        assert abs(box[1] - truth[1]) <= 4 and abs(box[3] - truth[3]) <= 6, (truth, box)

@@ -34,6 +34,13 @@ def find_blobs(
     print comes apart from it."""
     config = config or SegmentConfig()
     comps = _components(mask, darkness, config)
+    lines = _lines(mask, comps)
+    if lines is not None:  # ruled lines, table rules, a grid: digits sitting on them come free
+        mask = cv2.subtract(mask, cv2.bitwise_or(*lines))
+        comps = _components(mask, darkness, config)
+        slivers = _slivers(comps, *lines)  # what is left of a line beside it is no digit
+        comps.sized &= ~slivers
+        comps.judged &= ~slivers
     split = _ink_split(comps.strength, comps.judged, config.faint_ratio)
     if split is not None:
         # faint components go whole; pen components lose their faint pixels (print they touch)
@@ -58,6 +65,7 @@ class _Components:
     stats: np.ndarray  # [n, 5] x, y, w, h, area of label i + 1
     strength: np.ndarray  # [n] mean darkness of each component's ink
     min_h: float  # smallest digit height on this page
+    pen: float  # the pen's stroke width (median over digit-tall components)
     sized: np.ndarray  # [n] could be a digit or a piece of one: inside the frame, not too big
     judged: np.ndarray  # [n] could be a whole digit: used to tell the inks apart
 
@@ -97,7 +105,147 @@ def _components(mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig) -
         & (fill <= config.max_fill)
         & np.isfinite(strength)
     )
-    return _Components(labels, stats, strength, min_h, sized, judged)
+    return _Components(labels, stats, strength, min_h, pen, sized, judged)
+
+
+def _suspects(comps: _Components, shape: tuple[int, int]) -> np.ndarray:
+    """Components dropped for their size and longer than a quarter of the frame's shorter
+    side: where a line may run, with digits written on it."""
+    long = max(24, min(shape) // 4)
+    _, _, bw, bh, _ = comps.stats.T
+    return np.flatnonzero(~comps.sized & ((bw >= long) | (bh >= long)))
+
+
+def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pixels (255) of ruled lines, table rules and grid lines, as (horizontal-ish,
+    vertical-ish), or None when the frame has none.
+
+    Only components dropped for their size (too wide, or cut by the frame edge) and longer
+    than a quarter of the frame's shorter side are searched: a line with the digits written
+    on it is one such component. Its straight runs at least that long (Hough at a coarse
+    scale, any angle: a photographed page is tilted) are the lines; each is as thick as the
+    ink across it in most places. Where a stroke crosses a line (ink beyond both of its
+    sides, a stroke width away) the line's pixels stay, so a digit written across a line
+    stays whole; a digit sitting on a line comes free."""
+    h, w = mask.shape
+    long = max(24, min(h, w) // 4)
+    x, y, bw, bh, _ = comps.stats.T
+    suspects = _suspects(comps, mask.shape)
+    if not len(suspects):
+        return None
+    ink = np.zeros_like(mask)  # the suspects' own pixels, box by box
+    for i in suspects.tolist():
+        box = (slice(y[i], y[i] + bh[i]), slice(x[i], x[i] + bw[i]))
+        ink[box][comps.labels[box] == i + 1] = 255
+    pen = max(2, int(round(comps.pen)))
+    f = max(1, min(h, w) // 240)  # Hough on a shrunk copy (any ink in f x f): lines stay lines
+    coarse = cv2.resize(ink, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    _, coarse = cv2.threshold(coarse, 0, 255, cv2.THRESH_BINARY)
+    found = cv2.HoughLinesP(
+        coarse,
+        1,
+        np.pi / 180,
+        threshold=long // (2 * f),
+        minLineLength=long // f,
+        maxLineGap=max(2, 2 * pen // f),
+    )
+    if found is None:
+        return None
+    # first every line whole, then each line spared where ink that is no line crosses it
+    # (two lines crossing, as a margin line and a ruled line, protect nothing)
+    bands = np.zeros_like(mask)
+    rules = []
+    segments = found.reshape(-1, 4) * f
+    length = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
+    for seg in segments[np.argsort(-length)].tolist():  # the longest first: the rest mostly repeat them
+        rule = _Rule.fit(ink, tuple(seg), pen, f, bands)
+        if rule is not None:  # None: a ragged edge (a shadow, a torn page), or a line already found
+            rules.append(rule)
+            bands[rule.pixels(None)] = 255
+    if not rules:
+        return None
+    strokes = cv2.subtract(ink, bands)
+    lines = (np.zeros_like(mask), np.zeros_like(mask))  # horizontal-ish, vertical-ish
+    for rule in rules:
+        lines[0 if rule.horizontal else 1][rule.pixels(strokes)] = 255
+    return lines
+
+
+def _slivers(comps: _Components, horizontal: np.ndarray, vertical: np.ndarray) -> np.ndarray:
+    """[n] components beside a removed line and drawn out along it (4 times longer than
+    wide): the uneven rim of an edge or a line, not a digit."""
+    n = len(comps.stats)
+    _, _, bw, bh, _ = comps.stats.T
+    out = np.zeros(n, bool)
+    for band, along in ((horizontal, bh * 4 < bw), (vertical, bw * 4 < bh)):
+        if along.any() and band.any():
+            beside = cv2.dilate(band, np.ones((3, 3), np.uint8)) > 0
+            out |= along & (np.bincount(comps.labels[beside], minlength=n + 1)[1:] > 0)
+    return out
+
+
+@dataclass
+class _Rule:
+    """One straight line's band, worked as if horizontal (columns along it, rows across)."""
+
+    horizontal: bool
+    c: np.ndarray  # [k] columns along the line
+    centre: np.ndarray  # [k] its centre row in each
+    r: np.ndarray  # [k, m] the rows across it looked at
+    band: np.ndarray  # [k, m] which of them are its ink
+    reach: tuple[int, int]  # rows from the centre to just past each side, a stroke width out
+
+    @classmethod
+    def fit(
+        cls, ink: np.ndarray, segment: tuple[int, int, int, int], pen: int, slack: int, found: np.ndarray
+    ) -> _Rule | None:
+        """The line near `segment` (found `slack` px coarse), or None when the ink along it is
+        no even line (a ruled line is inked along nearly all its length and about as thick
+        everywhere) or is mostly in `found` already (Hough gives a long line in pieces)."""
+        x0, y0, x1, y1 = segment
+        horizontal = abs(x1 - x0) >= abs(y1 - y0)
+        view, seen = (ink, found) if horizontal else (ink.T, found.T)  # as if horizontal
+        if not horizontal:
+            x0, y0, x1, y1 = y0, x0, y1, x1
+        slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
+        rows, cols = view.shape
+        c = np.arange(max(0, min(x0, x1)), min(cols, max(x0, x1) + 1))
+        centre = np.round(y0 + slope * (c - x0)).astype(int)
+        shifts = np.arange(-slack, slack + 1)
+        window = np.clip(centre[None, :] + shifts[:, None], 0, rows - 1), c[None, :]
+        if (seen[window] > 0).any(axis=0).mean() > 0.5:
+            return None
+        near = view[window] > 0  # move the coarse segment onto the ink
+        centre = centre + int(shifts[int(np.argmax(near.mean(axis=1)))])
+        offsets = np.arange(-2 * pen, 2 * pen + 1)
+        r = np.clip(centre[:, None] + offsets[None, :], 0, rows - 1)  # (columns, offsets)
+        across = view[r, c[:, None]] > 0  # the ink across the line, column by column
+        # the line's half-thickness: the inked run through its centre in most columns
+        ups = np.argmin(across[:, : 2 * pen + 1][:, ::-1], axis=1)
+        downs = np.argmin(across[:, 2 * pen :], axis=1)
+        half_up, half_down = int(np.median(ups)), int(np.median(downs))
+        even = np.abs(ups + downs - (half_up + half_down)) <= 1
+        if across[:, 2 * pen].mean() < 0.8 or even.mean() < 0.6:
+            return None
+        band = (offsets[None, :] >= -half_up - 1) & (offsets[None, :] <= half_down) & across
+        return cls(horizontal, c, centre, r, band, (half_up + pen, half_down + pen))
+
+    def pixels(self, strokes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of the line's ink in the frame; given `strokes` (the ink that is no
+        line), not where a stroke crosses it: ink a stroke width beyond both sides, near the
+        same column (a slanted stroke moves sideways as it crosses)."""
+        keep = self.band
+        if strokes is not None:
+            other = strokes if self.horizontal else strokes.T
+            rows = other.shape[0]
+            up = other[np.clip(self.centre - self.reach[0], 0, rows - 1), self.c] > 0
+            down = other[np.clip(self.centre + self.reach[1], 0, rows - 1), self.c] > 0
+            sideways = np.ones(2 * (self.reach[0] + self.reach[1]) // 4 + 1)
+            crossing = np.convolve(up, sideways, mode="same") > 0
+            crossing &= np.convolve(down, sideways, mode="same") > 0
+            keep = keep & ~crossing[:, None]
+        rr, cc = self.r[keep], np.broadcast_to(self.c[:, None], self.r.shape)[keep]
+        return (rr, cc) if self.horizontal else (cc, rr)
 
 
 def _ink_split(strength: np.ndarray, candidates: np.ndarray, ratio: float) -> tuple[float, float] | None:

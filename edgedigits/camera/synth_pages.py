@@ -8,6 +8,8 @@ truths). Kinds:
   border_band   webcam frame with a dark table edge along two sides, digits close to it
   print_clutter a page of faint printed text lines with pen digits among them
   touching      numbers whose digits touch ("2026" written joined)
+  ruled         a notebook page: digits written on ruled lines (faint to pen-dark, some
+                digits crossing them) and a margin line
   scene_video   a video whose digits change in place every few frames
 """
 
@@ -254,4 +256,38 @@ def scene_video(
         yield film(canvas, frame_rng, truths, tilt=0.005, blur=0.8, noise=3.0)
 
 
-KINDS = {"a4_scan": a4_scan, "border_band": border_band, "print_clutter": print_clutter, "touching": touching}
+def ruled(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
+    """A webcam frame (640 x 480 at scale 1) of a notebook page: ruled lines 40-60 px apart,
+    1-3 px thick, from faint to as dark as the pen, a vertical margin line, and rows of digits
+    written on the lines (resting on them or crossing them by up to 3 px)."""
+    h, w = int(480 * scale), int(640 * scale)
+    canvas = paper(h, w, rng)
+    spacing = rng.uniform(40, 60) * scale
+    lines = np.arange(rng.uniform(0.3, 1.0) * spacing, h, spacing).astype(int)
+    margin = int(rng.uniform(0.08, 0.15) * w)
+    truths = []
+    for line in lines[1::2]:  # digits on every other line
+        height = int(rng.uniform(0.6, 0.85) * spacing)
+        idx = _pick(labels, rng, int(rng.integers(2, 5)))
+        x = int(rng.uniform(margin + 10 * scale, 0.5 * w))
+        # MNIST's ink ends 4/20 of the height above its 28-px cell's bottom; then 0-3 px lower
+        y = line - int(round(height * 24 / 20)) + int(rng.integers(0, 4))
+        row, _ = _row_of_digits(canvas, digits[idx], labels[idx], x, y, height, 0.3, rng)
+        truths += row
+    thick = max(1, int(round(rng.uniform(1, 3) * scale)))
+    darkness = float(rng.uniform(0.15, 0.75))
+    for line in lines:
+        canvas[line : line + thick, :] *= 1.0 - darkness
+    canvas[:, margin : margin + thick] *= 1.0 - float(rng.uniform(0.2, 0.6))
+    return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
+
+
+KINDS = {
+    "a4_scan": a4_scan,
+    "border_band": border_band,
+    "print_clutter": print_clutter,
+    "touching": touching,
+    "ruled": ruled,
+}
