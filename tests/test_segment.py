@@ -232,3 +232,36 @@ def test_a_digit_across_a_ruled_line_stays_whole_and_one_on_it_comes_free(digits
     assert len(found) == 2, found
     for truth, box in zip(sorted([crossed, on]), sorted(found), strict=True):
         assert abs(box[1] - truth[1]) <= 4 and abs(box[3] - truth[3]) <= 6, (truth, box)
+
+
+@pytest.mark.parametrize("shape", [(120, 160), (480, 640), (37, 500), (600, 40)])
+def test_frames_crossed_by_lines_at_any_angle_are_read_without_error(digits, shape):
+    """Rules, tilted lines, digits half out of the frame: the line search copes with any of
+    it (no error, every box inside the frame), whatever the frame's shape."""
+    import cv2
+
+    x, y = digits
+    rng = np.random.default_rng(shape[0])
+    h, w = shape
+    for _ in range(3):
+        canvas = paper(h, w, rng)
+        for _ in range(12):
+            if rng.random() < 0.5:
+                row = int(rng.integers(0, h))
+                canvas[row : row + int(rng.integers(1, 5)), :] *= rng.uniform(0.2, 0.9)
+            else:
+                p0 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+                p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+                cv2.line(canvas, p0, p1, float(rng.uniform(20, 150)), int(rng.integers(1, 4)))
+        for _ in range(4):
+            size = int(rng.integers(12, max(13, min(h, w) // 2)))
+            ink_digit(
+                canvas,
+                x[int(rng.integers(0, len(y)))],
+                int(rng.integers(-10, w)),
+                int(rng.integers(-10, h)),
+                size,
+            )
+        for d in segment(np.clip(canvas, 0, 255).astype(np.uint8)):
+            bx, by, bw, bh = d.box
+            assert 0 <= bx and 0 <= by and bx + bw <= w and by + bh <= h and d.image.shape == (28, 28)

@@ -14,6 +14,8 @@ import numpy as np
 
 from edgedigits.camera.ink import Box, SegmentConfig
 
+MOST_LINES = 64  # Hough segments fitted per frame, longest first: a page in view has fewer lines
+
 
 @dataclass
 class Blob:
@@ -157,7 +159,8 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
     rules = []
     segments = found.reshape(-1, 4) * f
     length = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
-    for seg in segments[np.argsort(-length)].tolist():  # the longest first: the rest mostly repeat them
+    # the longest first (the rest mostly repeat them); a page of graph paper has a few hundred
+    for seg in segments[np.argsort(-length)][:MOST_LINES].tolist():
         rule = _Rule.fit(ink, tuple(seg), pen, f, bands)
         if rule is not None:  # None: a ragged edge (a shadow, a torn page), or a line already found
             rules.append(rule)
@@ -210,6 +213,8 @@ class _Rule:
         slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
         rows, cols = view.shape
         c = np.arange(max(0, min(x0, x1)), min(cols, max(x0, x1) + 1))
+        if len(c) < 2:
+            return None
         centre = np.round(y0 + slope * (c - x0)).astype(int)
         shifts = np.arange(-slack, slack + 1)
         window = np.clip(centre[None, :] + shifts[:, None], 0, rows - 1), c[None, :]
