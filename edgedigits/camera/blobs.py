@@ -222,15 +222,16 @@ class _Rule:
             return None
         near = view[window] > 0  # move the coarse segment onto the ink
         centre = centre + int(shifts[int(np.argmax(near.mean(axis=1)))])
-        offsets = np.arange(-2 * pen, 2 * pen + 1)
+        side = pen + 2  # a rule is no thicker than the pen: look a pen width and a bit either side
+        offsets = np.arange(-side, side + 1)
         r = np.clip(centre[:, None] + offsets[None, :], 0, rows - 1)  # (columns, offsets)
         across = view[r, c[:, None]] > 0  # the ink across the line, column by column
         # the line's half-thickness: the inked run through its centre in most columns
-        ups = np.argmin(across[:, : 2 * pen + 1][:, ::-1], axis=1)
-        downs = np.argmin(across[:, 2 * pen :], axis=1)
+        ups = np.argmin(across[:, : side + 1][:, ::-1], axis=1)
+        downs = np.argmin(across[:, side:], axis=1)
         half_up, half_down = int(np.median(ups)), int(np.median(downs))
         even = np.abs(ups + downs - (half_up + half_down)) <= 1
-        if across[:, 2 * pen].mean() < 0.8 or even.mean() < 0.6:
+        if across[:, side].mean() < 0.8 or even.mean() < 0.6:
             return None
         band = (offsets[None, :] >= -half_up - 1) & (offsets[None, :] <= half_down) & across
         return cls(horizontal, c, centre, r, band, (half_up + pen, half_down + pen))
