@@ -1,6 +1,8 @@
 """Ink to blobs: connected components judged alone (too big, too wide, cut by the frame edge,
-or in a fainter ink than the page's pen: dropped, never merged), then broken strokes joined
-when the union still looks like one digit, over a grid index (linear in the blobs).
+or in a fainter ink than the page's pen: dropped, never merged), after ruled lines, table
+rules and grids that digits are written on have been taken out of the ink; then broken
+strokes joined when the union still looks like one digit, over a grid index (linear in the
+blobs).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ def find_blobs(
 ) -> tuple[list[Blob], np.ndarray]:
     """Ink components judged alone, broken strokes joined -> (digit-sized blobs, labels).
 
-    When the page holds two inks (faint print and a pen), the faint components are dropped
-    whole and the pen components lose their faint pixels, so a pen stroke that touches the
-    print comes apart from it."""
+    Lines the digits are written on (ruled paper, a form's rules, a grid) are taken out
+    first, so the digits touching them come apart (_lines). When the page holds two inks
+    (faint print and a pen), the faint components are dropped whole and the pen components
+    lose their faint pixels, so a pen stroke that touches the print comes apart from it."""
     config = config or SegmentConfig()
     comps = _components(mask, darkness, config)
     lines = _lines(mask, comps)

@@ -6,8 +6,9 @@ frame is accepted: 1, 3 or 4 channels, uint8, uint16 or float, from 1x1 to 8000x
 Pipeline, at a working resolution (big frames are shrunk to about 2 megapixels):
   gray -> darkness against the paper (a grey closing wider than the strokes, so shadows,
   vignetting and dark table edges are background, not ink) -> threshold from the frame's
-  own noise -> ink components -> each component judged alone (too big, too thin, too faint,
-  cut by the frame edge: dropped, never merged with others) -> broken strokes joined only
+  own noise -> ink components, with ruled lines and rules that digits sit on taken out ->
+  each component judged alone (too big, too thin, too faint, cut by the frame edge:
+  dropped, never merged with others) -> broken strokes joined only
   when the union still looks like one digit -> blobs as wide as several digits split
   (split.py) -> normalise_crop (MNIST's recipe) from each digit's own ink only.
 Boxes come back in source pixels. Cost grows n log n with the number of blobs.
