@@ -113,14 +113,6 @@ def _components(mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig) -
     return _Components(labels, stats, strength, min_h, pen, sized, judged)
 
 
-def _suspects(comps: _Components, shape: tuple[int, int]) -> np.ndarray:
-    """Components dropped for their size and longer than a quarter of the frame's shorter
-    side: where a line may run, with digits written on it."""
-    long = max(24, min(shape) // 4)
-    _, _, bw, bh, _ = comps.stats.T
-    return np.flatnonzero(~comps.sized & ((bw >= long) | (bh >= long)))
-
-
 def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray] | None:
     """The pixels (255) of ruled lines, table rules and grid lines, as (horizontal-ish,
     vertical-ish), or None when the frame has none.
@@ -135,7 +127,7 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
     h, w = mask.shape
     long = max(24, min(h, w) // 4)
     x, y, bw, bh, _ = comps.stats.T
-    suspects = _suspects(comps, mask.shape)
+    suspects = np.flatnonzero(~comps.sized & ((bw >= long) | (bh >= long)))
     if not len(suspects):
         return None
     ink = np.zeros_like(mask)  # the suspects' own pixels, box by box
