@@ -10,7 +10,7 @@ import pytest
 
 from edgedigits.camera import blobs as blob_stage
 from edgedigits.camera import segment as seg
-from edgedigits.camera import synth_pages
+from edgedigits.camera import split, synth_pages
 from edgedigits.camera.loop import Tracker, bundled_model, process_frame
 from edgedigits.camera.split import detect
 from edgedigits.camera.synth import demo_digits, ink_digit, paper, score_detections
@@ -67,6 +67,47 @@ def test_touching_pages_are_read(clf, digits):
         n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
         total, right, false = total + n, right + r, false + f
     assert right >= 0.85 * total and false <= 0.05 * total, (right, false, total)
+
+
+def test_a_leaning_cut_runs_between_slanted_strokes_no_straight_cut_can_part():
+    """Two strokes slanted alike, their columns overlapping, joined by a short bridge: every
+    straight cut between them crosses a stroke; the leaning cut crosses only the bridge."""
+    ink = np.zeros((40, 40), np.uint8)
+    cv2.line(ink, (5, 38), (20, 2), 200, 3)
+    cv2.line(ink, (14, 38), (29, 2), 200, 3)
+    cv2.line(ink, (12, 20), (22, 20), 200, 2)  # where they touch
+    x, y, w, h = cv2.boundingRect(ink)
+    ink = ink[y : y + h, x : x + w]  # the blob's box, as the splitter sees it
+    rows = np.arange(h)
+
+    def crossed(path):
+        return int((ink[rows, path] > 0).sum())
+
+    straight = split._seams(ink, split.MOST_CUTS, lean=False)
+    both = split._seams(ink, split.MOST_CUTS, lean=True)
+    leaning = [p for p in both if (p != p[-1]).any()]
+    assert straight and all((p == p[0]).all() for p in straight)
+    assert leaning, "no leaning cut"
+    assert min(crossed(p) for p in leaning) <= 3 < min(crossed(p) for p in straight)
+    assert len(both) <= len(straight) + split.MOST_LEAN
+
+
+def test_leaning_cuts_read_more_touching_digits_than_straight_ones(clf, digits, monkeypatch):
+    x, y = digits
+
+    def read(most_lean):
+        monkeypatch.setattr(split, "MOST_LEAN", most_lean)
+        rng = np.random.default_rng(1)
+        right = false = 0
+        for _ in range(30):
+            frame, truths = synth_pages.touching(x, y, rng)
+            _, r, f = score_detections(truths, process_frame(frame, clf, None, 0.8)["digits"])
+            right, false = right + r, false + f
+        return right, false
+
+    most_lean = split.MOST_LEAN
+    (straight, straight_false), (leaning, leaning_false) = read(0), read(most_lean)
+    assert leaning > straight and leaning_false <= straight_false + 1, (straight, leaning, leaning_false)
 
 
 def test_a_wide_single_digit_is_not_cut(clf, digits):

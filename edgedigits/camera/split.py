@@ -6,9 +6,12 @@ candidate digits (a crop). A lone blob is one edge. Two close blobs whose union 
 the shape of one digit (a stroke broken by the threshold) are three edges: each alone, or
 joined. A blob as wide as several digits gets a node at every valley of its ink column
 profile and an edge between any two nodes a digit's width apart, so "1636" can be cut
-narrow-wide-wide-wide (only when the whole blob's reading is unsure: a second batch).
+narrow-wide-wide-wide (only when the whole blob's reading is unsure: a second batch). Where
+that reading is still unsure somewhere, cuts that lean with the writing join the straight ones
+(a third batch): slanted digits that overlap come apart along the gap between them.
 Each edge scores log(top probability) minus a cut cost (fewer digits unless clearly better) and
-a penalty for a piece much wider than tall; dynamic programming picks the best path.
+a penalty for a piece wider than most digits of the label it reads as; dynamic programming picks
+the best path.
 The model must give low confidence to what is not one digit (train --outliers).
 """
 
@@ -39,8 +42,14 @@ Classify = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> probabil
 
 SPLIT_FROM = 0.75  # width / height from which an unsure blob may hold more than one digit
 CUT_COST = 0.3  # log-score each digit costs: a split must beat the whole by ~1.35x in confidence
-WIDE_COST = 4.0  # log-score lost per unit of a piece's width/height above 1
-MOST_CUTS = 10  # valleys tried per blob: the deepest ones
+# per label read, the width / height that 99% of MNIST's training digits stay within (their ink
+# above 60/255): a "1" as wide as it is tall is more likely two digits than a 0 that is
+WIDEST = np.array([1.43, 1.0, 1.67, 1.25, 1.25, 1.67, 1.11, 1.25, 1.25, 1.05])
+WIDE_COST = 4.0  # log-score lost per unit of a piece's width/height above WIDEST of its label
+CUT_ROWS = 40  # a blob at least twice as tall is cut at 1/2, 1/3... of its size
+MOST_CUTS = 14  # valleys tried per blob, the deepest ones: a straight cut down each
+MOST_LEAN = 4  # leaning cuts tried beside them: those that cross the least ink
+DRIFT_COST = 0.3  # ink pixels a cut path's sideways step costs: it leans with the gap, no more
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
 
 
@@ -72,7 +81,7 @@ class Lattice:
             gain = (
                 math.log(max(float(proba[k].max()), 1e-6))
                 - CUT_COST
-                - WIDE_COST * max(0.0, w / max(h, 1) - 1.0)
+                - WIDE_COST * max(0.0, w / max(h, 1) - WIDEST[int(proba[k].argmax())])
             )
             if score[self.starts[k]] + gain > score[self.ends[k]]:
                 score[self.ends[k]] = score[self.starts[k]] + gain
@@ -113,9 +122,11 @@ def read_blobs(
     classify: Classify | None,
 ) -> list[Detection]:
     """Blobs -> detections. With `classify`, two close blobs that together look like one
-    digit may be joined and wide blobs whose whole reading is unsure are split: at most two
+    digit may be joined and wide blobs whose whole reading is unsure are split: at most three
     batched calls, the first with one crop per unit (plus the joined crop of a pair), the
-    second with every candidate piece of the unsure wide blobs. Without it, a blob is a digit."""
+    second with every candidate piece of the unsure wide blobs, the third with those of the
+    readings still unsure somewhere, cut again with leaning cuts beside the straight ones.
+    Without it, a blob is a digit."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
@@ -130,15 +141,26 @@ def read_blobs(
             height = typical if blob.box[3] > 1.4 * typical else blob.box[3]  # tall: in typical digits
             if blob.box[2] >= SPLIT_FROM * height:
                 wide.append((k, height))
-    if wide:
-        more = [_cuts(lattices[k].blob, labels, darkness, height) for k, height in wide]
+    whole = {k: (lattices[k].pieces[0], probas[k]) for k, _ in wide}
+    for lean in (False, True):
+        if not wide:
+            break
+        more = [_cuts(lattices[k].blob, labels, darkness, height, lean) for k, height in wide]
         for (k, _), lat, proba in zip(wide, more, _classify(more, classify), strict=True):
-            lat.add(0, lat.end, lattices[k].pieces[0])  # the whole stays a candidate
-            lattices[k], probas[k] = lat, np.concatenate([proba, probas[k]])
+            lat.add(0, lat.end, whole[k][0])  # the whole stays a candidate
+            lattices[k], probas[k] = lat, np.concatenate([proba, whole[k][1]])
+        # a third call for the readings still unsure somewhere: the same cuts and, beside
+        # them, cuts that lean with the writing
+        wide = [(k, height) for k, height in wide if _least(lattices[k], probas[k]) < SURE]
     out = []
     for lat, proba in zip(lattices, probas, strict=True):
         out += [Detection(*lat.pieces[k], proba[k]) for k in lat.best(proba)]
     return out
+
+
+def _least(lat: Lattice, proba: np.ndarray) -> float:
+    """The lowest confidence along the lattice's best reading."""
+    return min((float(proba[k].max()) for k in lat.best(proba)), default=0.0)
 
 
 def _classify(lattices: list[Lattice], classify: Classify) -> list[np.ndarray]:
@@ -165,20 +187,31 @@ def _lattice(unit: list[int], blobs: list[Blob], labels: np.ndarray, darkness: n
     return lat
 
 
-def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float) -> Lattice:
-    """A node at every valley of the blob's ink column profile; an edge between any two
-    nodes a digit's width apart, a digit being about `height` tall (the whole blob is added
-    by the caller)."""
-    w = blob.box[2]
+def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float, lean: bool) -> Lattice:
+    """Cut paths through the blob where it crosses least ink (_seams), a node each; an edge
+    between any two nodes a digit's width apart, a digit being about `height` tall (the whole
+    blob is added by the caller). A piece is the ink between its two paths, row by row, so two
+    slanted digits whose columns overlap come apart along the gap between them."""
     ink = blob_ink(blob.box, blob.parts, labels, darkness)
-    holes = _holes(ink)
-    # a cut between two digits passes their junction, never the paper inside a 0, 6, 8 or 9
-    cuts = [0, *(c for c in _valleys(ink, MOST_CUTS) if not any(a < c < b for a, b in holes)), w]
-    lat = Lattice(end=len(cuts) - 1, blob=blob)
-    for i in range(len(cuts) - 1):
-        for j in range(i + 1, len(cuts)):
-            if (i, j) != (0, len(cuts) - 1) and 0.1 * height <= cuts[j] - cuts[i] <= 1.3 * height:
-                lat.add(i, j, _trim(ink[:, cuts[i] : cuts[j]], blob.box, cuts[i]))
+    f = max(1, ink.shape[0] // CUT_ROWS)  # a tall blob is cut at 1/f size: pieces are read at 20 px
+    if f > 1:
+        ink = cv2.resize(ink, (max(1, ink.shape[1] // f), ink.shape[0] // f), interpolation=cv2.INTER_AREA)
+        height /= f
+    w = ink.shape[1]
+    paths = _seams(ink, MOST_CUTS, lean)
+    nodes = [np.zeros(ink.shape[0], np.intp), *paths, np.full(ink.shape[0], w, np.intp)]
+    where = [float(p.mean()) for p in nodes]
+    spans = [(int(p.min()), int(p.max())) for p in nodes]  # the columns each path runs in
+    lat = Lattice(end=len(nodes) - 1, blob=blob)
+    for i in range(len(nodes) - 1):
+        for j in range(i + 1, len(nodes)):
+            if (i, j) != (0, len(nodes) - 1) and 0.1 * height <= where[j] - where[i] <= 1.3 * height:
+                lo, hi = spans[i][0], spans[j][1]
+                piece = ink[:, lo:hi]
+                if spans[i][0] < spans[i][1] or spans[j][0] < spans[j][1]:  # a side leans
+                    cols = np.arange(lo, hi)[None, :]
+                    piece = piece * ((cols >= nodes[i][:, None]) & (cols < nodes[j][:, None]))
+                lat.add(i, j, _trim(piece, blob.box, lo, f))
     return lat
 
 
@@ -215,20 +248,59 @@ def _units(blobs: list[Blob]) -> list[list[int]]:
     return units
 
 
-def _holes(ink: np.ndarray) -> list[tuple[int, int]]:
-    """Column spans (first, last) of the loops in a blob's ink: paper enclosed by a stroke,
-    at least a quarter of the blob tall (two overlapping digits can enclose a little paper
-    at their junction: that is no loop, and the cut must be free to pass it)."""
+def _holes(ink: np.ndarray) -> list[np.ndarray]:
+    """Contours of the loops in a blob's ink: paper enclosed by a stroke, at least a quarter
+    of the blob tall (two overlapping digits can enclose a little paper at their junction:
+    that is no loop, and the cut must be free to pass it)."""
     mask = (ink > 0).astype(np.uint8)
     contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-    spans = []
+    loops = []
     for contour, (_, _, _, parent) in zip(
         contours, hierarchy[0] if hierarchy is not None else [], strict=False
     ):
-        x, _, w, h = cv2.boundingRect(contour)
+        _, _, w, h = cv2.boundingRect(contour)
         if parent >= 0 and h >= max(2, ink.shape[0] // 4) and w >= 2:  # inside an outer contour
-            spans.append((x, x + w - 1))
-    return spans
+            loops.append(contour)
+    return loops
+
+
+def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
+    """Cut paths, each a column per row, left to right: a straight cut down each of up to
+    `most` valleys of the ink column profile and, with `lean`, up to MOST_LEAN paths that
+    lean one column per row at most, each the cheapest path ending at a valley (its cost:
+    the ink pixels it crosses plus DRIFT_COST per sideways step) where it crosses less ink
+    than the straight cut there, those saving the most: two slanted digits whose columns
+    overlap come apart along the gap between them. A loop and the stroke around it cost as
+    much as the blob is tall: no cut goes through a 0, 6, 8 or 9 (_holes)."""
+    h, w = ink.shape
+    solid = (ink > 0).view(np.uint8)
+    cost = solid.astype(np.float32)
+    for contour in _holes(ink):
+        cv2.drawContours(cost, [contour], -1, float(h), thickness=cv2.FILLED)
+        cv2.drawContours(cost, [contour], -1, 1.0, thickness=1)  # the loop's own rim is ink
+    ends = _valleys(ink, most)
+    crossed = np.minimum(cost[:, ends].sum(axis=0), h)
+    paths = [np.full(h, end, np.intp) for end, through in zip(ends, crossed, strict=True) if through < h]
+    if not lean or not ends:
+        return paths
+    total = np.full((h, w + 2), np.inf, np.float32)  # the cheapest path's cost to each pixel; inf either side
+    total[0, 1:-1] = cost[0]
+    for y in range(1, h):
+        above = total[y - 1]
+        np.minimum(np.minimum(above[:-2], above[2:]) + DRIFT_COST, above[1:-1], out=total[y, 1:-1])
+        total[y, 1:-1] += cost[y]
+    saved = np.where(crossed < h, crossed - total[-1, np.asarray(ends) + 1], 0.0)
+    for k in np.argsort(-saved)[:MOST_LEAN]:
+        if saved[k] <= 0:
+            break
+        x, path = ends[k] + 1, np.empty(h, np.intp)  # x in total's columns
+        for y in range(h - 1, -1, -1):
+            path[y] = x - 1
+            if y:  # the cheapest way up, straight on a tie
+                a, b, c = total[y - 1, x - 1] + DRIFT_COST, total[y - 1, x], total[y - 1, x + 1] + DRIFT_COST
+                x += 0 if b <= a and b <= c else (-1 if a <= c else 1)
+        paths.append(path)
+    return sorted(paths, key=lambda p: float(p.mean()))
 
 
 def _valleys(ink: np.ndarray, most: int) -> list[int]:
@@ -248,8 +320,9 @@ def _valleys(ink: np.ndarray, most: int) -> list[int]:
     return sorted(picked)
 
 
-def _trim(piece: np.ndarray, box: Box, left: int) -> tuple[Box, np.ndarray] | None:
-    """A piece's own ink rows and columns -> (box in working pixels, 28x28 input)."""
+def _trim(piece: np.ndarray, box: Box, left: int, f: int) -> tuple[Box, np.ndarray] | None:
+    """A piece's own ink rows and columns (cut at 1/f size, `left` columns into the blob's
+    `box`) -> (box in working pixels, 28x28 input)."""
     rows = np.flatnonzero(piece.any(axis=1))
     cols = np.flatnonzero(piece.any(axis=0))
     if len(rows) < 3 or len(cols) < 1:
@@ -257,6 +330,6 @@ def _trim(piece: np.ndarray, box: Box, left: int) -> tuple[Box, np.ndarray] | No
     r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     x, y, _, _ = box
     return (
-        (x + left + int(c0), y + int(r0), int(c1 - c0), int(r1 - r0)),
+        (x + (left + int(c0)) * f, y + int(r0) * f, int(c1 - c0) * f, int(r1 - r0) * f),
         normalise_crop(piece[r0:r1, c0:c1]),
     )
