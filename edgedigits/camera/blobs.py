@@ -212,7 +212,8 @@ class _Rule:
             return None
         centre = np.round(y0 + slope * (c - x0)).astype(int)
         shifts = np.arange(-slack, slack + 1)
-        window = np.clip(centre[None, :] + shifts[:, None], 0, rows - 1), c[None, :]
+        # every 4th column tells whether it is found already and where its ink lies
+        window = np.clip(centre[None, ::4] + shifts[:, None], 0, rows - 1), c[None, ::4]
         if (seen[window] > 0).any(axis=0).mean() > 0.5:
             return None
         near = view[window] > 0  # move the coarse segment onto the ink
