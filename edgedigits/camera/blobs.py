@@ -189,8 +189,8 @@ class _Rule:
     horizontal: bool
     c: np.ndarray  # [k] columns along the line
     centre: np.ndarray  # [k] its centre row in each
-    r: np.ndarray  # [k, m] the rows across it looked at
-    band: np.ndarray  # [k, m] which of them are its ink
+    rows: np.ndarray  # [n] the row of each of the line's ink pixels
+    at: np.ndarray  # [n] the index into c of each one's column
     reach: tuple[int, int]  # rows from the centre to just past each side, a stroke width out
 
     @classmethod
@@ -229,14 +229,14 @@ class _Rule:
         even = np.abs(ups + downs - (half_up + half_down)) <= 1
         if across[:, side].mean() < 0.8 or even.mean() < 0.6:
             return None
-        band = (offsets[None, :] >= -half_up - 1) & (offsets[None, :] <= half_down) & across
-        return cls(horizontal, c, centre, r, band, (half_up + pen, half_down + pen))
+        at, k = np.nonzero((offsets[None, :] >= -half_up - 1) & (offsets[None, :] <= half_down) & across)
+        return cls(horizontal, c, centre, r[at, k], at, (half_up + pen, half_down + pen))
 
     def pixels(self, strokes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, columns) of the line's ink in the frame; given `strokes` (the ink that is no
         line), not where a stroke crosses it: ink a stroke width beyond both sides, near the
         same column (a slanted stroke moves sideways as it crosses)."""
-        keep = self.band
+        rr, cc = self.rows, self.c[self.at]
         if strokes is not None:
             other = strokes if self.horizontal else strokes.T
             rows = other.shape[0]
@@ -245,8 +245,8 @@ class _Rule:
             sideways = np.ones(2 * (self.reach[0] + self.reach[1]) // 4 + 1)
             crossing = np.convolve(up, sideways, mode="same") > 0
             crossing &= np.convolve(down, sideways, mode="same") > 0
-            keep = keep & ~crossing[:, None]
-        rr, cc = self.r[keep], np.broadcast_to(self.c[:, None], self.r.shape)[keep]
+            keep = ~crossing[self.at]
+            rr, cc = rr[keep], cc[keep]
         return (rr, cc) if self.horizontal else (cc, rr)
 
 
