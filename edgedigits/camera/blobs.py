@@ -82,18 +82,19 @@ def _components(mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig) -
     except cv2.error:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
     stats = stats[1:]  # row i is label i + 1: x, y, w, h, area
-    edge = cv2.subtract(mask, cv2.erode(mask, np.ones((3, 3), np.uint8)))
-    rim = np.bincount(labels[edge > 0], minlength=n)[1:]  # boolean indexing: 4x a masked calcHist
-    stroke = 2.0 * stats[:, 4] / np.maximum(rim, 1)  # area / half the outline = stroke width
-    # mean darkness of each component's ink, from every other row and column (a mean needs
-    # no more); a component too small to be sampled is never called faint
+    # from every other row and column (a ratio or a mean needs no more): each component's
+    # stroke width, its area over half its outline, and the mean darkness of its ink (a
+    # component too small to be sampled is never called faint)
     sample = mask[::2, ::2] > 0
     small_labels = labels[::2, ::2][sample]
-    total = np.bincount(small_labels, weights=darkness[::2, ::2][sample], minlength=n)[1:]
     counted = np.bincount(small_labels, minlength=n)[1:]
+    outline = cv2.subtract(mask, cv2.erode(mask, np.ones((3, 3), np.uint8)))[::2, ::2] > 0
+    rim = np.bincount(labels[::2, ::2][outline], minlength=n)[1:]  # boolean indexing: 4x a masked calcHist
+    stroke = 2.0 * counted / np.maximum(rim, 1)
+    total = np.bincount(small_labels, weights=darkness[::2, ::2][sample], minlength=n)[1:]
     strength = np.where(counted > 0, total / np.maximum(counted, 1), np.inf)
     x, y, bw, bh, area = stats.T
-    tall = bh >= 8
+    tall = (bh >= 8) & (rim > 0)
     # statistics.median: np.median costs ~40 us whatever the size, and pages have few blobs
     pen = max(2.0, statistics.median(stroke[tall].tolist())) if tall.any() else 2.0
     min_h = max(config.min_height_px, config.min_height_strokes * pen)
