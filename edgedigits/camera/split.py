@@ -323,13 +323,9 @@ def _valleys(ink: np.ndarray, most: int) -> list[int]:
 def _trim(piece: np.ndarray, box: Box, left: int, f: int) -> tuple[Box, np.ndarray] | None:
     """A piece's own ink rows and columns (cut at 1/f size, `left` columns into the blob's
     `box`) -> (box in working pixels, 28x28 input)."""
-    rows = np.flatnonzero(piece.any(axis=1))
-    cols = np.flatnonzero(piece.any(axis=0))
-    if len(rows) < 3 or len(cols) < 1:
+    c0, r0, cw, rh = cv2.boundingRect(piece)
+    if rh < 3:
         return None
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     x, y, _, _ = box
-    return (
-        (x + (left + int(c0)) * f, y + int(r0) * f, int(c1 - c0) * f, int(r1 - r0) * f),
-        normalise_crop(piece[r0:r1, c0:c1]),
-    )
+    crop = normalise_crop(piece[r0 : r0 + rh, c0 : c0 + cw])
+    return (x + (left + c0) * f, y + r0 * f, cw * f, rh * f), crop
