@@ -139,6 +139,26 @@ def test_a_digit_broken_in_two_is_read_whole(clf, digits):
     assert ok >= len(candidates) - 1
 
 
+def test_a_small_digit_beside_a_tall_one_is_read_as_its_own(clf, digits):
+    """A digit a third as tall as its neighbour (an 8 beside a long-tailed 7), a few pixels
+    apart: two blobs whose union could be one digit, but each reads surely alone."""
+    x, y = digits
+    right = total = 0
+    for tall, small, gap in ((60, 20, 2), (66, 22, 4)):
+        for k, (a, b) in enumerate(((8, 7), (0, 1), (3, 7), (6, 1), (2, 7), (5, 1))):
+            canvas = paper(200, 300, np.random.default_rng(k), uneven=False)
+            first = ink_digit(canvas, x[_clear(clf, x, y, a)[k % 3]], 100, 40 + int(0.4 * tall), small)
+            digit = x[_clear(clf, x, y, b)[k % 3]]
+            lead = int(np.flatnonzero(digit.max(axis=0) > 64)[0] * tall * 1.4 / 28)  # paper left of the ink
+            ink_digit(canvas, digit, first[0] + first[2] + gap - lead, 40, tall)
+            frame = canvas.astype(np.uint8)
+            assert len(seg.find_boxes(seg.binarize(frame))) == 2  # apart, not touching
+            dets = sorted(detect(frame, clf.predict_proba), key=lambda d: d.box[0])
+            right += "".join(str(int(d.proba.argmax())) for d in dets) == f"{a}{b}"
+            total += 1
+    assert right >= total - 1, (right, total)
+
+
 def test_tracker_follows_a_scene_that_changes_in_place(clf, digits):
     """Digits replaced in place every 4 frames: with the tracker on, the reading is as good
     as classifying each frame alone, and each new digit shows in the frame it appears."""

@@ -9,9 +9,9 @@ profile and an edge between any two nodes a digit's width apart, so "1636" can b
 narrow-wide-wide-wide (only when the whole blob's reading is unsure: a second batch). Where
 that reading is still unsure somewhere, cuts that lean with the writing join the straight ones
 (a third batch): slanted digits that overlap come apart along the gap between them.
-Each edge scores log(top probability) minus a cut cost (fewer digits unless clearly better) and
-a penalty for a piece wider than most digits of the label it reads as; dynamic programming picks
-the best path.
+Each edge scores log(top probability) minus a cut cost (fewer digits unless clearly better;
+none between two blobs that are apart already) and a penalty for a piece wider than most
+digits of the label it reads as; dynamic programming picks the best path.
 The model must give low confidence to what is not one digit (train --outliers).
 """
 
@@ -42,6 +42,9 @@ Classify = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> probabil
 
 SPLIT_FROM = 0.75  # width / height from which an unsure blob may hold more than one digit
 CUT_COST = 0.3  # log-score each digit costs: a split must beat the whole by ~1.35x in confidence
+# ... but two blobs already apart are two digits unless joined they read better: a small 8
+# beside a long-tailed 7, each read surely, is no broken 7
+PAIR_COST = 0.0
 # per label read, the width / height that 99% of MNIST's training digits stay within (their ink
 # above 60/255): a "1" as wide as it is tall is more likely two digits than a 0 that is
 WIDEST = np.array([1.43, 1.0, 1.67, 1.25, 1.25, 1.67, 1.11, 1.25, 1.25, 1.05])
@@ -62,6 +65,7 @@ class Lattice:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     pieces: list[tuple[Box, np.ndarray]] = field(default_factory=list)  # (box, 28x28 input)
+    cost: float = CUT_COST  # log-score each digit of a reading costs
 
     def add(self, start: int, end: int, piece: tuple[Box, np.ndarray] | None) -> None:
         if piece is not None:
@@ -80,7 +84,7 @@ class Lattice:
             (_, _, w, h), _ = self.pieces[k]
             gain = (
                 math.log(max(float(proba[k].max()), 1e-6))
-                - CUT_COST
+                - self.cost
                 - WIDE_COST * max(0.0, w / max(h, 1) - WIDEST[int(proba[k].argmax())])
             )
             if score[self.starts[k]] + gain > score[self.ends[k]]:
@@ -177,7 +181,7 @@ def _lattice(unit: list[int], blobs: list[Blob], labels: np.ndarray, darkness: n
     if len(unit) == 2:  # separate, or one digit broken in two
         a, b = blobs[unit[0]], blobs[unit[1]]
         joined = Blob(union(a.box, b.box), a.parts + b.parts, a.ink + b.ink)
-        lat = Lattice(end=2, blob=joined)
+        lat = Lattice(end=2, blob=joined, cost=PAIR_COST)
         lat.add(0, 1, _piece(a, labels, darkness))
         lat.add(1, 2, _piece(b, labels, darkness))
         lat.add(0, 2, _piece(joined, labels, darkness))
