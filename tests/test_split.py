@@ -69,6 +69,20 @@ def test_touching_pages_are_read(clf, digits):
     assert right >= 0.85 * total and false <= 0.05 * total, (right, false, total)
 
 
+def test_ruled_pages_are_read(clf, digits):
+    """Notebook pages, digits resting on or crossing the lines: the lines go whole (a strip
+    left along a line that drifts a row off its Hough segment tied the digits on it into one
+    too-wide blob, or gave them a foot that changed their reading)."""
+    x, y = digits
+    rng = np.random.default_rng(4)
+    total = right = false = 0
+    for _ in range(12):
+        frame, truths = synth_pages.ruled(x, y, rng)
+        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        total, right, false = total + n, right + r, false + f
+    assert right >= 0.93 * total and false <= 0.03 * total, (right, false, total)
+
+
 def test_a_leaning_cut_runs_between_slanted_strokes_no_straight_cut_can_part():
     """Two strokes slanted alike, their columns overlapping, joined by a short bridge: every
     straight cut between them crosses a stroke; the leaning cut crosses only the bridge."""

@@ -230,8 +230,19 @@ class _Rule:
         even = np.abs(ups + downs - (half_up + half_down)) <= 1
         if across[:, side].mean() < 0.8 or even.mean() < 0.6:
             return None
-        at, k = np.nonzero((offsets[None, :] >= -half_up - 1) & (offsets[None, :] <= half_down) & across)
-        return cls(horizontal, c, centre, r[at, k], at, (half_up + pen, half_down + pen))
+        # the middle of the inked run, fitted straight along the columns where the line has its
+        # usual thickness: the coarse segment can drift a row or two off a slightly tilted line
+        middle = (downs - ups) / 2.0  # the run is offsets -(ups - 1) .. downs - 1
+        cs, ms = c[even].astype(np.float64), middle[even]
+        slope = float(((cs - cs.mean()) * (ms - ms.mean())).sum() / max(((cs - cs.mean()) ** 2).sum(), 1.0))
+        fitted = ms.mean() + slope * (c - cs.mean())
+        half = (half_up + half_down - 1) / 2.0  # half the line's usual thickness
+        band = (offsets[None, :] >= fitted[:, None] - half - 1) & (
+            offsets[None, :] <= fitted[:, None] + half + 1
+        )
+        at, k = np.nonzero(band & across)
+        reach = int(np.ceil(half)) + 1 + pen
+        return cls(horizontal, c, centre + np.round(fitted).astype(int), r[at, k], at, (reach, reach))
 
     def pixels(self, strokes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(rows, columns) of the line's ink in the frame; given `strokes` (the ink that is no
