@@ -173,14 +173,27 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
 def _slivers(comps: _Components, horizontal: np.ndarray, vertical: np.ndarray) -> np.ndarray:
     """[n] components beside a removed line and drawn out along it (4 times longer than
     wide): the uneven rim of an edge or a line, not a digit."""
-    n = len(comps.stats)
-    _, _, bw, bh, _ = comps.stats.T
-    out = np.zeros(n, bool)
+    x, y, bw, bh, _ = comps.stats.T
+    out = np.zeros(len(comps.stats), bool)
+    rows, cols = comps.labels.shape
     for band, along in ((horizontal, bh * 4 < bw), (vertical, bw * 4 < bh)):
-        if along.any() and band.any():
-            beside = cv2.dilate(band, np.ones((3, 3), np.uint8)) > 0
-            out |= along & (np.bincount(comps.labels[beside], minlength=n + 1)[1:] > 0)
+        # only those that would pass for digits, each looked at in its own box grown 1 px: a
+        # few boxes cost far less than the whole frame's labels
+        for i in np.flatnonzero(along & comps.sized).tolist():
+            box = (
+                slice(max(0, y[i] - 1), min(rows, y[i] + bh[i] + 1)),
+                slice(max(0, x[i] - 1), min(cols, x[i] + bw[i] + 1)),
+            )
+            near = band[box]
+            if near.any():
+                beside = cv2.dilate(near, np.ones((3, 3), np.uint8)) > 0
+                out[i] = bool((beside & (comps.labels[box] == i + 1)).any())
     return out
+
+
+def _median_count(values: np.ndarray) -> int:
+    """The (lower) median of small non-negative ints, from their counts (np.median sorts)."""
+    return int(np.searchsorted(np.cumsum(np.bincount(values)), (len(values) + 1) // 2))
 
 
 @dataclass
@@ -203,30 +216,41 @@ class _Rule:
         everywhere) or is mostly in `found` already (Hough gives a long line in pieces)."""
         x0, y0, x1, y1 = segment
         horizontal = abs(x1 - x0) >= abs(y1 - y0)
-        view, seen = (ink, found) if horizontal else (ink.T, found.T)  # as if horizontal
+        rows, cols = ink.shape if horizontal else ink.shape[::-1]  # as if horizontal
         if not horizontal:
             x0, y0, x1, y1 = y0, x0, y1, x1
+        # (row, column) as if horizontal -> index into the flattened frame: a flat gather is
+        # 2.4x a 2-D one, and needs no transposed copy
+        row_step, col_step = (ink.shape[1], 1) if horizontal else (1, ink.shape[1])
+        ink, found = ink.reshape(-1), found.reshape(-1)
         slope = (y1 - y0) / (x1 - x0) if x1 != x0 else 0.0
-        rows, cols = view.shape
         c = np.arange(max(0, min(x0, x1)), min(cols, max(x0, x1) + 1))
         if len(c) < 2:
             return None
         centre = np.round(y0 + slope * (c - x0)).astype(int)
         shifts = np.arange(-slack, slack + 1)
-        # every 4th column tells whether it is found already and where its ink lies
-        window = np.clip(centre[None, ::4] + shifts[:, None], 0, rows - 1), c[None, ::4]
-        if (seen[window] > 0).any(axis=0).mean() > 0.5:
+        # every 4th column tells whether it is found already and where its ink lies (Hough
+        # gives most lines several times over: its two ends and middle found already tell first)
+        ends = np.clip(centre[[0, len(c) // 2, -1]][None, :] + shifts[:, None], 0, rows - 1)
+        if (found[ends * row_step + c[[0, len(c) // 2, -1]][None, :] * col_step] > 0).any(axis=0).all():
             return None
-        near = view[window] > 0  # move the coarse segment onto the ink
+        window = (
+            np.clip(centre[None, ::4] + shifts[:, None], 0, rows - 1) * row_step + c[None, ::4] * col_step
+        )
+        if (found[window] > 0).any(axis=0).mean() > 0.5:
+            return None
+        near = ink[window] > 0  # move the coarse segment onto the ink
         centre = centre + int(shifts[int(np.argmax(near.mean(axis=1)))])
         side = pen + 2  # a rule is no thicker than the pen: look a pen width and a bit either side
         offsets = np.arange(-side, side + 1)
-        r = np.clip(centre[:, None] + offsets[None, :], 0, rows - 1)  # (columns, offsets)
-        across = view[r, c[:, None]] > 0  # the ink across the line, column by column
+        r = centre[:, None] + offsets[None, :]  # (columns, offsets)
+        if centre.min() < side or centre.max() + side >= rows:
+            r = np.clip(r, 0, rows - 1)
+        across = ink[r * row_step + c[:, None] * col_step] > 0  # the ink across the line, column by column
         # the line's half-thickness: the inked run through its centre in most columns
         ups = np.argmin(across[:, : side + 1][:, ::-1], axis=1)
         downs = np.argmin(across[:, side:], axis=1)
-        half_up, half_down = int(np.median(ups)), int(np.median(downs))
+        half_up, half_down = _median_count(ups), _median_count(downs)
         even = np.abs(ups + downs - (half_up + half_down)) <= 1
         if across[:, side].mean() < 0.8 or even.mean() < 0.6:
             return None
