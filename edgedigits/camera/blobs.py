@@ -191,6 +191,13 @@ def _slivers(comps: _Components, horizontal: np.ndarray, vertical: np.ndarray) -
     return out
 
 
+def _straight(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The least-squares straight line through (x, y), evaluated at `at`."""
+    x = x.astype(np.float64)
+    slope = float(((x - x.mean()) * (y - y.mean())).sum() / max(((x - x.mean()) ** 2).sum(), 1.0))
+    return y.mean() + slope * (at - x.mean())
+
+
 def _median_count(values: np.ndarray) -> int:
     """The (lower) median of small non-negative ints, from their counts (np.median sorts)."""
     return int(np.searchsorted(np.cumsum(np.bincount(values)), (len(values) + 1) // 2))
@@ -243,23 +250,33 @@ class _Rule:
         centre = centre + int(shifts[int(np.argmax(near.mean(axis=1)))])
         side = pen + 2  # a rule is no thicker than the pen: look a pen width and a bit either side
         offsets = np.arange(-side, side + 1)
-        r = centre[:, None] + offsets[None, :]  # (columns, offsets)
-        if centre.min() < side or centre.max() + side >= rows:
-            r = np.clip(r, 0, rows - 1)
-        across = ink[r * row_step + c[:, None] * col_step] > 0  # the ink across the line, column by column
-        # the line's half-thickness: the inked run through its centre in most columns
-        ups = np.argmin(across[:, : side + 1][:, ::-1], axis=1)
-        downs = np.argmin(across[:, side:], axis=1)
-        half_up, half_down = _median_count(ups), _median_count(downs)
-        even = np.abs(ups + downs - (half_up + half_down)) <= 1
-        if across[:, side].mean() < 0.8 or even.mean() < 0.6:
-            return None
+        for again in (False, True):
+            r = centre[:, None] + offsets[None, :]  # (columns, offsets)
+            if centre.min() < side or centre.max() + side >= rows:
+                r = np.clip(r, 0, rows - 1)
+            across = ink[r * row_step + c[:, None] * col_step] > 0  # the ink across the line, by column
+            # the line's half-thickness: the inked run through its centre in most columns
+            ups = np.argmin(across[:, : side + 1][:, ::-1], axis=1)
+            downs = np.argmin(across[:, side:], axis=1)
+            half_up, half_down = _median_count(ups), _median_count(downs)
+            even = np.abs(ups + downs - (half_up + half_down)) <= 1
+            if across[:, side].mean() >= 0.8 and even.mean() >= 0.6:
+                break
+            counts = across.sum(axis=1)
+            if again or (counts > 0).sum() < 2:
+                return None
+            # a thin line tilted a few rows off the coarse segment leaves its centre row along
+            # much of it: once, the centre moves onto the middle of the ink across it, fitted
+            # straight where that ink is about as thick as usual (not where a digit crosses)
+            thin = (counts > 0) & (counts <= 2 * _median_count(counts[counts > 0]))
+            if thin.sum() < 2:
+                return None
+            middle = (across * offsets[None, :]).sum(axis=1) / np.maximum(counts, 1)
+            centre = centre + np.round(_straight(c[thin], middle[thin], c)).astype(int)
         # the middle of the inked run, fitted straight along the columns where the line has its
         # usual thickness: the coarse segment can drift a row or two off a slightly tilted line
         middle = (downs - ups) / 2.0  # the run is offsets -(ups - 1) .. downs - 1
-        cs, ms = c[even].astype(np.float64), middle[even]
-        slope = float(((cs - cs.mean()) * (ms - ms.mean())).sum() / max(((cs - cs.mean()) ** 2).sum(), 1.0))
-        fitted = ms.mean() + slope * (c - cs.mean())
+        fitted = _straight(c[even], middle[even], c)
         half = (half_up + half_down - 1) / 2.0  # half the line's usual thickness
         band = (offsets[None, :] >= fitted[:, None] - half - 1) & (
             offsets[None, :] <= fitted[:, None] + half + 1
