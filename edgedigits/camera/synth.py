@@ -103,7 +103,9 @@ def film(
     blur: float = 1.0,
     noise: float = 4.0,
 ) -> tuple[np.ndarray, list[Truth]]:
-    """Perspective tilt, blur, noise -> BGR uint8 frame, with the truth boxes warped too."""
+    """Perspective tilt, blur, noise -> BGR uint8 frame, with the truth boxes warped too. A
+    digit the tilt moved onto or past the frame's edge is no truth: the frame does not show
+    all of it, and the camera drops what the frame edge cuts."""
     h, w = canvas.shape
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     dst = src + rng.uniform(-tilt, tilt, (4, 2)).astype(np.float32) * np.float32([w, h])
@@ -120,7 +122,8 @@ def film(
         pts = cv2.perspectiveTransform(corners, m).reshape(-1, 2)
         x0, y0 = pts.min(axis=0)
         x1, y1 = pts.max(axis=0)
-        moved.append(Truth(t.label, (int(x0), int(y0), int(x1 - x0), int(y1 - y0))))
+        if x0 > 0 and y0 > 0 and x1 < w - 1 and y1 < h - 1:
+            moved.append(Truth(t.label, (int(x0), int(y0), int(x1 - x0), int(y1 - y0))))
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), moved
 
 
