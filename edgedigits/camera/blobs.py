@@ -160,13 +160,13 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
         rule = _Rule.fit(ink, tuple(seg), pen, f, bands)
         if rule is not None:  # None: a ragged edge (a shadow, a torn page), or a line already found
             rules.append(rule)
-            bands[rule.pixels(None)] = 255
+            bands.reshape(-1)[rule.pixels(None)] = 255
     if not rules:
         return None
     strokes = cv2.subtract(ink, bands)
     lines = (np.zeros_like(mask), np.zeros_like(mask))  # horizontal-ish, vertical-ish
     for rule in rules:
-        lines[0 if rule.horizontal else 1][rule.pixels(strokes)] = 255
+        lines[0 if rule.horizontal else 1].reshape(-1)[rule.pixels(strokes)] = 255
     return lines
 
 
@@ -210,9 +210,10 @@ class _Rule:
     horizontal: bool
     c: np.ndarray  # [k] columns along the line
     centre: np.ndarray  # [k] its centre row in each
-    rows: np.ndarray  # [n] the row of each of the line's ink pixels
+    flat: np.ndarray  # [n] the line's ink pixels, as indices into the flattened frame
     at: np.ndarray  # [n] the index into c of each one's column
     reach: tuple[int, int]  # rows from the centre to just past each side, a stroke width out
+    steps: tuple[int, int]  # flat index = row * steps[0] + column * steps[1] (as if horizontal)
 
     @classmethod
     def fit(
@@ -283,24 +284,30 @@ class _Rule:
         )
         at, k = np.nonzero(band & across)
         reach = int(np.ceil(half)) + 1 + pen
-        return cls(horizontal, c, centre + np.round(fitted).astype(int), r[at, k], at, (reach, reach))
+        flat = r[at, k] * row_step + c[at] * col_step
+        centre = centre + np.round(fitted).astype(int)
+        return cls(horizontal, c, centre, flat, at, (reach, reach), (row_step, col_step))
 
-    def pixels(self, strokes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, columns) of the line's ink in the frame; given `strokes` (the ink that is no
-        line), not where a stroke crosses it: ink a stroke width beyond both sides, near the
-        same column (a slanted stroke moves sideways as it crosses)."""
-        rr, cc = self.rows, self.c[self.at]
-        if strokes is not None:
-            other = strokes if self.horizontal else strokes.T
-            rows = other.shape[0]
-            up = other[np.clip(self.centre - self.reach[0], 0, rows - 1), self.c] > 0
-            down = other[np.clip(self.centre + self.reach[1], 0, rows - 1), self.c] > 0
-            sideways = np.ones(2 * (self.reach[0] + self.reach[1]) // 4 + 1)
-            crossing = np.convolve(up, sideways, mode="same") > 0
-            crossing &= np.convolve(down, sideways, mode="same") > 0
-            keep = ~crossing[self.at]
-            rr, cc = rr[keep], cc[keep]
-        return (rr, cc) if self.horizontal else (cc, rr)
+    def pixels(self, strokes: np.ndarray | None) -> np.ndarray:
+        """The line's ink pixels, as indices into the flattened frame; given `strokes` (the ink
+        that is no line), not where a stroke crosses it: ink a stroke width beyond both sides,
+        near the same column (a slanted stroke moves sideways as it crosses)."""
+        if strokes is None:
+            return self.flat
+        other = strokes.reshape(-1)
+        rows = strokes.shape[0] if self.horizontal else strokes.shape[1]
+        up = (
+            other[np.clip(self.centre - self.reach[0], 0, rows - 1) * self.steps[0] + self.c * self.steps[1]]
+            > 0
+        )
+        down = (
+            other[np.clip(self.centre + self.reach[1], 0, rows - 1) * self.steps[0] + self.c * self.steps[1]]
+            > 0
+        )
+        sideways = np.ones(2 * (self.reach[0] + self.reach[1]) // 4 + 1)
+        crossing = np.convolve(up, sideways, mode="same") > 0
+        crossing &= np.convolve(down, sideways, mode="same") > 0
+        return self.flat[~crossing[self.at]]
 
 
 def _ink_split(strength: np.ndarray, candidates: np.ndarray, ratio: float) -> tuple[float, float] | None:
