@@ -58,14 +58,20 @@ def test_2026_written_joined_reads_as_four_digits(clf, digits):
     assert reads.count("2026") >= 4, reads
 
 
-def test_touching_pages_are_read(clf, digits):
+def _read_pages(clf, digits, kind, pages, seed, min_confidence=0.5):
+    """(correctly labelled, false detections, digits) over `pages` generated pages of `kind`."""
     x, y = digits
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     total = right = false = 0
-    for _ in range(6):
-        frame, truths = synth_pages.touching(x, y, rng)
-        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+    for _ in range(pages):
+        frame, truths = synth_pages.KINDS[kind](x, y, rng)
+        n, r, f = score_detections(truths, process_frame(frame, clf, None, min_confidence)["digits"])
         total, right, false = total + n, right + r, false + f
+    return right, false, total
+
+
+def test_touching_pages_are_read(clf, digits):
+    right, false, total = _read_pages(clf, digits, "touching", pages=6, seed=4)
     assert right >= 0.85 * total and false <= 0.05 * total, (right, false, total)
 
 
@@ -73,13 +79,7 @@ def test_ruled_pages_are_read(clf, digits):
     """Notebook pages, digits resting on or crossing the lines: the lines go whole (a strip
     left along a line that drifts a row off its Hough segment tied the digits on it into one
     too-wide blob, or gave them a foot that changed their reading)."""
-    x, y = digits
-    rng = np.random.default_rng(4)
-    total = right = false = 0
-    for _ in range(12):
-        frame, truths = synth_pages.ruled(x, y, rng)
-        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
-        total, right, false = total + n, right + r, false + f
+    right, false, total = _read_pages(clf, digits, "ruled", pages=12, seed=4)
     assert right >= 0.93 * total and false <= 0.03 * total, (right, false, total)
 
 
@@ -107,17 +107,9 @@ def test_a_leaning_cut_runs_between_slanted_strokes_no_straight_cut_can_part():
 
 
 def test_leaning_cuts_read_more_touching_digits_than_straight_ones(clf, digits, monkeypatch):
-    x, y = digits
-
     def read(most_lean):
         monkeypatch.setattr(split, "MOST_LEAN", most_lean)
-        rng = np.random.default_rng(1)
-        right = false = 0
-        for _ in range(30):
-            frame, truths = synth_pages.touching(x, y, rng)
-            _, r, f = score_detections(truths, process_frame(frame, clf, None, 0.8)["digits"])
-            right, false = right + r, false + f
-        return right, false
+        return _read_pages(clf, digits, "touching", pages=30, seed=1, min_confidence=0.8)[:2]
 
     most_lean = split.MOST_LEAN
     (straight, straight_false), (leaning, leaning_false) = read(0), read(most_lean)
