@@ -272,8 +272,8 @@ class _Rule:
             thin = (counts > 0) & (counts <= 2 * _median_count(counts[counts > 0]))
             if thin.sum() < 2:
                 return None
-            middle = (across * offsets[None, :]).sum(axis=1) / np.maximum(counts, 1)
-            centre = centre + np.round(_straight(c[thin], middle[thin], c)).astype(int)
+            centroid = (across * offsets[None, :]).sum(axis=1) / np.maximum(counts, 1)
+            centre = centre + np.round(_straight(c[thin], centroid[thin], c)).astype(int)
         # the middle of the inked run, fitted straight along the columns where the line has its
         # usual thickness: the coarse segment can drift a row or two off a slightly tilted line
         middle = (downs - ups) / 2.0  # the run is offsets -(ups - 1) .. downs - 1
@@ -295,15 +295,10 @@ class _Rule:
         if strokes is None:
             return self.flat
         other = strokes.reshape(-1)
-        rows = strokes.shape[0] if self.horizontal else strokes.shape[1]
-        up = (
-            other[np.clip(self.centre - self.reach[0], 0, rows - 1) * self.steps[0] + self.c * self.steps[1]]
-            > 0
-        )
-        down = (
-            other[np.clip(self.centre + self.reach[1], 0, rows - 1) * self.steps[0] + self.c * self.steps[1]]
-            > 0
-        )
+        rows = strokes.shape[0] if self.horizontal else strokes.shape[1]  # as if horizontal
+        along = self.c * self.steps[1]
+        up = other[np.clip(self.centre - self.reach[0], 0, rows - 1) * self.steps[0] + along] > 0
+        down = other[np.clip(self.centre + self.reach[1], 0, rows - 1) * self.steps[0] + along] > 0
         sideways = np.ones(2 * (self.reach[0] + self.reach[1]) // 4 + 1)
         crossing = np.convolve(up, sideways, mode="same") > 0
         crossing &= np.convolve(down, sideways, mode="same") > 0
