@@ -274,11 +274,10 @@ def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
     lean one column per row at most, each the cheapest path ending at a valley (its cost:
     the ink pixels it crosses plus DRIFT_COST per sideways step) where it crosses less ink
     than the straight cut there, those saving the most: two slanted digits whose columns
-    overlap come apart along the gap between them. A loop and the stroke around it cost as
-    much as the blob is tall: no cut goes through a 0, 6, 8 or 9 (_holes)."""
+    overlap come apart along the gap between them. Paper enclosed by a loop costs as much as
+    the blob is tall: no cut goes through a 0, 6, 8 or 9 (_holes)."""
     h, w = ink.shape
-    solid = (ink > 0).view(np.uint8)
-    cost = solid.astype(np.float32)
+    cost = (ink > 0).astype(np.float32)
     for contour in _holes(ink):
         cv2.drawContours(cost, [contour], -1, float(h), thickness=cv2.FILLED)
         cv2.drawContours(cost, [contour], -1, 1.0, thickness=1)  # the loop's own rim is ink
