@@ -199,3 +199,29 @@ def test_joining_is_not_quadratic(monkeypatch):
         assert len(blobs) == side * side  # every fragment joined to its stroke
         counts[n] = len(calls)
     assert counts[1600] <= 8 * 1.5 * counts[200]  # 8x the blobs: ~8x the work, not 64x
+
+
+def test_the_splitter_classifies_a_bounded_number_of_pieces_whatever_the_frame(clf, digits, monkeypatch):
+    """A form whose dense dark rules leave the pen digits in many unsure fragments: unbounded,
+    the calls after the first would classify more than MOST_PIECES pieces; they classify at
+    most that many."""
+    x, y = digits
+    frame, _ = synth_pages.print_clutter(x, y, np.random.default_rng(7))
+    for row in range(40, frame.shape[0], 36):
+        cv2.line(frame, (0, row), (frame.shape[1] - 1, row + 3), (90, 90, 90), 2)
+
+    def later_pieces():
+        calls = []
+
+        def counting(images):
+            calls.append(len(images))
+            return clf.predict_proba(images)
+
+        detect(frame, counting)
+        return sum(calls[1:])
+
+    bound = split.MOST_PIECES
+    monkeypatch.setattr(split, "MOST_PIECES", 10**6)
+    unbounded = later_pieces()
+    monkeypatch.setattr(split, "MOST_PIECES", bound)
+    assert unbounded > bound >= later_pieces() > 0, (unbounded, bound)

@@ -54,6 +54,9 @@ MOST_CUTS = 14  # valleys tried per blob, the deepest ones: a straight cut down 
 MOST_LEAN = 4  # leaning cuts tried beside them: those that cross the least ink
 DRIFT_COST = 0.3  # ink pixels a cut path's sideways step costs: it leans with the gap, no more
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
+# candidate pieces classified per frame after the first call (~65 us each with the crop, one
+# core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
+MOST_PIECES = 256
 
 
 @dataclass
@@ -130,6 +133,7 @@ def read_blobs(
     batched calls, the first with one crop per unit (plus the joined crop of a pair), the
     second with every candidate piece of the unsure wide blobs, the third with those of the
     readings still unsure somewhere, cut again with leaning cuts beside the straight ones.
+    The two later calls classify MOST_PIECES pieces at most, the least sure blobs first.
     Without it, a blob is a digit."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
@@ -146,16 +150,25 @@ def read_blobs(
             if blob.box[2] >= SPLIT_FROM * height:
                 wide.append((k, height))
     whole = {k: (lattices[k].pieces[0], probas[k]) for k, _ in wide}
+    wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
+    budget = MOST_PIECES
     for lean in (False, True):
-        if not wide:
+        more, cut = [], []
+        for k, height in wide:
+            lat = _cuts(lattices[k].blob, labels, darkness, height, lean)
+            if len(lat.pieces) > budget:  # the rest keep the reading they have
+                break
+            budget -= len(lat.pieces)
+            more.append(lat)
+            cut.append((k, height))
+        if not more:
             break
-        more = [_cuts(lattices[k].blob, labels, darkness, height, lean) for k, height in wide]
-        for (k, _), lat, proba in zip(wide, more, _classify(more, classify), strict=True):
+        for (k, _), lat, proba in zip(cut, more, _classify(more, classify), strict=True):
             lat.add(0, lat.end, whole[k][0])  # the whole stays a candidate
             lattices[k], probas[k] = lat, np.concatenate([proba, whole[k][1]])
         # a third call for the readings still unsure somewhere: the same cuts and, beside
         # them, cuts that lean with the writing
-        wide = [(k, height) for k, height in wide if _least(lattices[k], probas[k]) < SURE]
+        wide = [(k, height) for k, height in cut if _least(lattices[k], probas[k]) < SURE]
     out = []
     for lat, proba in zip(lattices, probas, strict=True):
         out += [Detection(*lat.pieces[k], proba[k]) for k in lat.best(proba)]
