@@ -68,7 +68,7 @@ class Lattice:
     starts: list[int] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)
     pieces: list[tuple[Box, np.ndarray]] = field(default_factory=list)  # (box, 28x28 input)
-    cost: float = CUT_COST  # log-score each digit of a reading costs
+    cost: float = 0.0  # log-score each digit of a reading costs: CUT_COST or PAIR_COST
 
     def add(self, start: int, end: int, piece: tuple[Box, np.ndarray] | None) -> None:
         if piece is not None:
@@ -219,7 +219,7 @@ def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float, l
     nodes = [np.zeros(ink.shape[0], np.intp), *paths, np.full(ink.shape[0], w, np.intp)]
     where = [float(p.mean()) for p in nodes]
     spans = [(int(p.min()), int(p.max())) for p in nodes]  # the columns each path runs in
-    lat = Lattice(end=len(nodes) - 1, blob=blob)
+    lat = Lattice(end=len(nodes) - 1, blob=blob, cost=CUT_COST)
     for i in range(len(nodes) - 1):
         for j in range(i + 1, len(nodes)):
             if (i, j) != (0, len(nodes) - 1) and 0.1 * height <= where[j] - where[i] <= 1.3 * height:
