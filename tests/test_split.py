@@ -106,6 +106,29 @@ def test_a_leaning_cut_runs_between_slanted_strokes_no_straight_cut_can_part():
     assert len(both) <= len(straight) + split.MOST_LEAN
 
 
+def test_a_cut_passes_where_only_the_strokes_blurred_rims_meet():
+    """Two strokes apart, their blurred rims filling the gap (the threshold that finds faint
+    ink makes them one blob): the gap is where to cut, though no column of it is free of ink."""
+    ink = np.zeros((40, 34), np.uint8)
+    cv2.line(ink, (8, 2), (8, 37), 220, 4)
+    cv2.line(ink, (24, 2), (24, 37), 220, 4)
+    ink = cv2.GaussianBlur(ink, (0, 0), 3.0)
+    ink[ink < 3] = 0
+    assert (ink[:, 8:25] > 0).all()  # the rims meet all along the gap
+    paths = split._seams(ink, split.MOST_CUTS, lean=False)
+    assert any(12 <= p[0] <= 20 for p in paths), [int(p[0]) for p in paths]
+
+
+def test_cuts_through_rims_read_more_touching_digits(clf, digits, monkeypatch):
+    def read(core):
+        monkeypatch.setattr(split, "CORE", core)
+        return _read_pages(clf, digits, "touching", pages=30, seed=1, min_confidence=0.8)[:2]
+
+    core = split.CORE
+    (rims, rims_false), (cores, cores_false) = read(0.0), read(core)
+    assert cores >= rims + 5 and cores_false <= rims_false, (rims, cores, rims_false, cores_false)
+
+
 def test_leaning_cuts_read_more_touching_digits_than_straight_ones(clf, digits, monkeypatch):
     def read(most_lean):
         monkeypatch.setattr(split, "MOST_LEAN", most_lean)

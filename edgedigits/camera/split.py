@@ -53,6 +53,7 @@ CUT_ROWS = 40  # a blob at least twice as tall is cut at 1/2, 1/3... of its size
 MOST_CUTS = 14  # valleys tried per blob, the deepest ones: a straight cut down each
 MOST_LEAN = 4  # leaning cuts tried beside them: those that cross the least ink
 DRIFT_COST = 0.3  # ink pixels a cut path's sideways step costs: it leans with the gap, no more
+CORE = 0.5  # a stroke's core: ink darker than this share of the blob's darkest (its rim is not)
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
 # candidate pieces classified per frame after the first call (~65 us each with the crop, one
 # core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
@@ -265,18 +266,18 @@ def _units(blobs: list[Blob]) -> list[list[int]]:
     return units
 
 
-def _holes(ink: np.ndarray) -> list[np.ndarray]:
+def _holes(core: np.ndarray) -> list[np.ndarray]:
     """Contours of the loops in a blob's ink: paper enclosed by a stroke, at least a quarter
     of the blob tall (two overlapping digits can enclose a little paper at their junction:
     that is no loop, and the cut must be free to pass it)."""
-    mask = (ink > 0).astype(np.uint8)
+    mask = core.astype(np.uint8)
     contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     loops = []
     for contour, (_, _, _, parent) in zip(
         contours, hierarchy[0] if hierarchy is not None else [], strict=False
     ):
         _, _, w, h = cv2.boundingRect(contour)
-        if parent >= 0 and h >= max(2, ink.shape[0] // 4) and w >= 2:  # inside an outer contour
+        if parent >= 0 and h >= max(2, core.shape[0] // 4) and w >= 2:  # inside an outer contour
             loops.append(contour)
     return loops
 
@@ -288,13 +289,18 @@ def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
     the ink pixels it crosses plus DRIFT_COST per sideways step) where it crosses less ink
     than the straight cut there, those saving the most: two slanted digits whose columns
     overlap come apart along the gap between them. Paper enclosed by a loop costs as much as
-    the blob is tall: no cut goes through a 0, 6, 8 or 9 (_holes)."""
+    the blob is tall: no cut goes through a 0, 6, 8 or 9 (_holes).
+    Ink is counted in the strokes' cores (darker than CORE x the blob's darkest): the soft rims
+    of two digits written close merge under the threshold that finds faint ink, and a cut
+    through rims alone is free (counting them left no column of such a pair cheaper than a
+    stroke, and no cut between them)."""
     h, w = ink.shape
-    cost = (ink > 0).astype(np.float32)
-    for contour in _holes(ink):
+    core = ink > CORE * float(ink.max())
+    cost = core.astype(np.float32)
+    for contour in _holes(core):
         cv2.drawContours(cost, [contour], -1, float(h), thickness=cv2.FILLED)
         cv2.drawContours(cost, [contour], -1, 1.0, thickness=1)  # the loop's own rim is ink
-    ends = _valleys(ink, most)
+    ends = _valleys(ink > 0, most)
     crossed = np.minimum(cost[:, ends].sum(axis=0), h)
     paths = [np.full(h, end, np.intp) for end, through in zip(ends, crossed, strict=True) if through < h]
     if not lean or not ends:
@@ -319,11 +325,11 @@ def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
     return sorted(paths, key=lambda p: float(p.mean()))
 
 
-def _valleys(ink: np.ndarray, most: int) -> list[int]:
+def _valleys(mask: np.ndarray, most: int) -> list[int]:
     """Up to `most` columns, left to right, where the ink column profile has a local minimum
     (the deepest ones; a flat valley counts once), away from the blob's ends."""
-    w = ink.shape[1]
-    profile = np.convolve((ink > 0).sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
+    w = mask.shape[1]
+    profile = np.convolve(mask.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
     lo, hi = max(1, int(0.08 * w)), min(w - 1, int(0.92 * w))
     found = [i for i in range(lo, hi) if profile[i] <= profile[i - 1] and profile[i] <= profile[i + 1]]
     found.sort(key=lambda i: profile[i])
