@@ -324,7 +324,7 @@ def test_read_digits_finds_or_reads_given_boxes(frames_with_truth):
     assert [d.box for d in given] == [tuple(t.box) for t in truths]
     assert sum(d.label == t.label for d, t in zip(given, truths, strict=True)) >= 7
     assert all(d.image.shape == (28, 28) and 0 <= d.confidence <= 1 for d in given)
-    found = [d for d in read_digits(frame) if d.confidence >= 0.8]  # the camera's default cut
+    found = [d for d in read_digits(frame) if d.confidence >= 0.8]  # a strict cut
     _, right, false = score_detections(truths, [{"label": d.label, "box": d.box} for d in found])
     assert right >= 7 and false == 0
 

@@ -54,6 +54,7 @@ MOST_CUTS = 14  # valleys tried per blob, the deepest ones: a straight cut down 
 MOST_LEAN = 4  # leaning cuts tried beside them: those that cross the least ink
 DRIFT_COST = 0.3  # ink pixels a cut path's sideways step costs: it leans with the gap, no more
 CORE = 0.5  # a stroke's core: ink darker than this share of the blob's darkest (its rim is not)
+MIN_TALL = 0.4  # a cut piece is at least this share of a digit's height: else a stroke's fragment
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
 # candidate pieces classified per frame after the first call (~65 us each with the crop, one
 # core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
@@ -229,7 +230,7 @@ def _cuts(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float, l
                 if spans[i][0] < spans[i][1] or spans[j][0] < spans[j][1]:  # a side leans
                     cols = np.arange(lo, hi)[None, :]
                     piece = piece * ((cols >= nodes[i][:, None]) & (cols < nodes[j][:, None]))
-                lat.add(i, j, _trim(piece, blob.box, lo, f))
+                lat.add(i, j, _trim(piece, blob.box, lo, f, MIN_TALL * height))
     return lat
 
 
@@ -342,11 +343,11 @@ def _valleys(mask: np.ndarray, most: int) -> list[int]:
     return sorted(picked)
 
 
-def _trim(piece: np.ndarray, box: Box, left: int, f: int) -> tuple[Box, np.ndarray] | None:
+def _trim(piece: np.ndarray, box: Box, left: int, f: int, least: float = 3) -> tuple[Box, np.ndarray] | None:
     """A piece's own ink rows and columns (cut at 1/f size, `left` columns into the blob's
     `box`) -> (box in working pixels, 28x28 input)."""
     c0, r0, cw, rh = cv2.boundingRect(piece)
-    if rh < 3:
+    if rh < max(3, least):
         return None
     x, y, _, _ = box
     crop = normalise_crop(piece[r0 : r0 + rh, c0 : c0 + cw])
