@@ -10,6 +10,7 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
   print_clutter 1542x748 pages of faint printed text with pen digits among it
   touching      640x480 frames of numbers written joined
   ruled         640x480 notebook pages: digits written on ruled lines, a margin line
+  squared       640x480 squared (graph) paper, grid lines faint to mid-grey crossing the digits
   scene_video   a 60-frame video whose digits change in place every 8 frames (tracker on)
 Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.npz, else the
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit

@@ -225,13 +225,13 @@ def test_joining_is_not_quadratic(monkeypatch):
 
 
 def test_the_splitter_classifies_a_bounded_number_of_pieces_whatever_the_frame(clf, digits, monkeypatch):
-    """A form whose dense dark rules leave the pen digits in many unsure fragments: unbounded,
+    """A form whose dense faint rules leave the pen digits in many unsure fragments: unbounded,
     the calls after the first would classify more than MOST_PIECES pieces; they classify at
     most that many."""
     x, y = digits
     frame, _ = synth_pages.print_clutter(x, y, np.random.default_rng(7))
     for row in range(40, frame.shape[0], 36):
-        cv2.line(frame, (0, row), (frame.shape[1] - 1, row + 3), (90, 90, 90), 2)
+        cv2.line(frame, (0, row), (frame.shape[1] - 1, row + 3), (200, 200, 200), 2)
 
     def later_pieces():
         calls = []

@@ -87,9 +87,14 @@ def ink_maps(gray: np.ndarray, config: SegmentConfig | None = None) -> tuple[np.
     if 0 < 3 * widest < min(h, w) // 10:  # thin pens only: a tighter paper, blind to soft shadows
         paper = _paper(small, max(5, 3 * widest) // f)
     darkness = cv2.subtract(cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR), smooth)
-    mid, upper = _percentiles(darkness[::3, ::3], (50, 80))
+    mid, low, upper, darkest = _percentiles(darkness[::3, ::3], (50, 70, 80, 99.9))
     # the bar sits well above the paper's own noise (the spread of its darkness), never below 8
     bar = max(8.0, float(mid + 6.0 * max(upper - mid, 1.0)))
+    # ... but where lines cover a fifth of the page (squared paper, a form's rules) that spread
+    # is theirs, and the bar rises over the fainter pen digits: it stays at half the darkest
+    # ink's darkness, though never below the noise as measured under the lines (p70)
+    noise = max(8.0, float(mid + 6.0 * max(2.0 * (low - mid), 1.0)))
+    bar = min(bar, max(noise, 0.5 * darkest))
     _, mask = cv2.threshold(darkness, bar, 255, cv2.THRESH_BINARY)
     if cv2.countNonZero(mask) > config.max_ink * h * w:  # sensor noise, fabric, gravel...
         return np.zeros_like(gray), np.zeros_like(gray)

@@ -10,6 +10,8 @@ truths). Kinds:
   touching      numbers whose digits touch ("2026" written joined)
   ruled         a notebook page: digits written on ruled lines (faint to pen-dark, some
                 digits crossing them) and a margin line
+  squared       squared (graph) paper: digits 1-1.6 squares tall written over a grid of
+                faint to mid-grey lines, which cross most digits
   scene_video   a video whose digits change in place every few frames
 """
 
@@ -284,10 +286,40 @@ def ruled(
     return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
 
 
+def squared(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
+    """A webcam frame (640 x 480 at scale 1) of squared paper: a grid 28-45 px, 1-2 px lines
+    from faint to mid-grey (darkening the paper by 10-50%), rows of digits 1-1.6 squares tall
+    written over it, so that grid lines cross most of them."""
+    h, w = int(480 * scale), int(640 * scale)
+    canvas = paper(h, w, rng)
+    spacing = rng.uniform(28, 45) * scale
+    rows = np.arange(rng.uniform(0.2, 1.0) * spacing, h, spacing).astype(int)
+    cols = np.arange(rng.uniform(0.2, 1.0) * spacing, w, spacing).astype(int)
+    truths = []
+    for r in range(2, len(rows) - 2, 3):
+        height = int(rng.uniform(1.0, 1.6) * spacing)
+        idx = _pick(labels, rng, int(rng.integers(2, 5)))
+        x = int(rng.uniform(0.1, 0.5) * w)
+        row, _ = _row_of_digits(
+            canvas, digits[idx], labels[idx], x, rows[r] - int(0.2 * height), height, 0.3, rng
+        )
+        truths += row
+    thick = max(1, int(round(rng.uniform(1, 2) * scale)))
+    darkness = float(rng.uniform(0.1, 0.5))
+    for line in rows:
+        canvas[line : line + thick, :] *= 1.0 - darkness
+    for line in cols:
+        canvas[:, line : line + thick] *= 1.0 - darkness
+    return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
+
+
 KINDS = {
     "a4_scan": a4_scan,
     "border_band": border_band,
     "print_clutter": print_clutter,
     "touching": touching,
     "ruled": ruled,
+    "squared": squared,
 }
