@@ -225,9 +225,9 @@ def test_joining_is_not_quadratic(monkeypatch):
 
 
 def test_the_splitter_classifies_a_bounded_number_of_pieces_whatever_the_frame(clf, digits, monkeypatch):
-    """A form whose dense faint rules leave the pen digits in many unsure fragments: unbounded,
-    the calls after the first would classify more than MOST_PIECES pieces; they classify at
-    most that many."""
+    """A page whose pen digits are in many unsure fragments (light lines drawn over it, which
+    erase the ink where they cross a stroke): unbounded, the calls after the first would
+    classify more than MOST_PIECES pieces; they classify at most that many."""
     x, y = digits
     frame, _ = synth_pages.print_clutter(x, y, np.random.default_rng(7))
     for row in range(40, frame.shape[0], 36):
