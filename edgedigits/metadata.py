@@ -138,6 +138,7 @@ def build_metadata(
             "epochs",
             "augment",
             "outliers",
+            "letters",
             "shift",
             "seed",
             "lr_schedule",
