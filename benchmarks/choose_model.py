@@ -40,9 +40,6 @@ CANDIDATES = {
     "mlp+ink": replace(BASE, arch="mlp", augment="ink", epochs=40, patience=40),
     "cnn": replace(BASE, arch="cnn", epochs=16, patience=16),
     "cnn+ink+outliers": replace(BASE, arch="cnn", augment="ink", outliers=0.2, epochs=24, patience=24),
-    "cnn+ink+outliers+letters": replace(
-        BASE, arch="cnn", augment="ink", outliers=0.2, letters=0.34, epochs=24, patience=24
-    ),
 }
 
 

@@ -13,8 +13,6 @@ import math
 from typing import Any
 
 AUGMENTS = ("none", "ink")
-# printed letters that are no digit's shape (not o, l, i, s, b, g, q, z...): train --letters
-LETTERS = "acdefhkmnprtuvwxyACEFHKLMNPRUVWXY"
 
 
 def ink(x: Any, seed: Any) -> Any:
@@ -132,30 +130,3 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
     )
     out = tf.image.crop_and_resize(canvas[..., None], boxes, tf.range(n), [28, 28])
     return tf.clip_by_value(out[..., 0], 0.0, 1.0)
-
-
-def letter_bank() -> Any:
-    """Printed letters (LETTERS) in five Hershey fonts, upright and italic, three weights,
-    each fitted into 28x28 as the camera fits a crop: float32 (990, 28, 28) in [0, 1]. For
-    outlier exposure (train --letters): what a page's print looks like to the classifier."""
-    import cv2
-    import numpy as np
-
-    from edgedigits.camera.segment import normalise_crop
-
-    fonts = (
-        cv2.FONT_HERSHEY_SIMPLEX,
-        cv2.FONT_HERSHEY_DUPLEX,
-        cv2.FONT_HERSHEY_COMPLEX,
-        cv2.FONT_HERSHEY_TRIPLEX,
-        cv2.FONT_HERSHEY_PLAIN,
-    )
-    out = []
-    for letter in LETTERS:
-        for font in fonts:
-            for italic in (0, cv2.FONT_ITALIC):
-                for weight in (1, 2, 3):
-                    canvas = np.zeros((100, 100), np.uint8)
-                    cv2.putText(canvas, letter, (20, 75), font | italic, 2.0, 255, weight, cv2.LINE_AA)
-                    out.append(normalise_crop(canvas))
-    return np.stack(out).astype(np.float32)

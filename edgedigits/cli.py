@@ -60,7 +60,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         augment=args.augment,
         arch=args.arch,
         outliers=args.outliers,
-        letters=args.letters,
         patience=args.patience,
         lr_schedule=args.lr_schedule,
         strategy=args.strategy,
@@ -290,14 +289,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="add this share of each batch as non-digits (two digits written touching) "
         "trained toward low confidence (default 0, as the seed)",
-    )
-    p.add_argument(
-        "--letters",
-        type=float,
-        default=0.0,
-        metavar="FRACTION",
-        help="of the --outliers, this share printed letters (a, e, k, y, H, M...: none shaped "
-        "like a digit) instead of touching digits (default 0)",
     )
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     p.add_argument(

@@ -138,7 +138,6 @@ def build_metadata(
             "epochs",
             "augment",
             "outliers",
-            "letters",
             "shift",
             "seed",
             "lr_schedule",

@@ -50,7 +50,6 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # "cosine" decays to 5% over --epochs; "constant" is the seed
     outliers: float = 0.0  # outlier exposure: this share of each batch again as non-digits
     # (two digits written touching) trained toward uniform probabilities (0 = none, the seed)
-    letters: float = 0.0  # of those non-digits, this share printed letters instead (augment.letter_bank)
     out: str = "runs"  # parent of the timestamped run directory
     device: str = "auto"  # "auto", "cpu" or "gpu"
     strategy: str = "auto"  # tf.distribute: "auto", "one", "mirrored", "multiworker" (distribute.py)
@@ -74,10 +73,6 @@ class TrainConfig:
             raise OptionError("lr_schedule", f"must be constant or cosine, got {self.lr_schedule!r}")
         if not 0.0 <= self.outliers <= 1.0:
             raise OptionError("outliers", f"must be within 0-1, got {self.outliers}")
-        if not 0.0 <= self.letters <= 1.0:
-            raise OptionError("letters", f"must be within 0-1, got {self.letters}")
-        if self.letters and not self.outliers:
-            raise OptionError("letters", "needs --outliers: letters are a share of the outliers")
         if self.arch not in ARCHS:
             raise OptionError("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.device not in ("auto", "cpu", "gpu"):
@@ -239,7 +234,6 @@ def _fit(
         config.arch,
         round(config.outliers * config.batch_size),
         dist.strategy if dist.replicas > 1 else None,
-        config.letters,
     )
     rng = np.random.default_rng(config.seed + len(history))
     first = len(history)
@@ -305,7 +299,6 @@ def _epoch_function(
     arch: str = "mlp",
     outliers: int = 0,
     strategy: Any = None,
-    letters: float = 0.0,
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
     """One epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
 
@@ -316,17 +309,14 @@ def _epoch_function(
     digits sit in a blank 4 px border, so the wrap-around moves only zeros. With augment
     "ink" every image is distorted like real pen strokes (augment.ink), seeded by (seed, step).
     With outliers > 0, that many non-digits (augment.non_digits) join each batch, their loss
-    the cross-entropy to the uniform distribution, weighted 0.5 (Hendrycks et al., 2019);
-    with letters > 0, that share of them are printed letters (augment.letter_bank), distorted
-    by augment.ink like the digits.
+    the cross-entropy to the uniform distribution, weighted 0.5 (Hendrycks et al., 2019).
     With a multi-replica `strategy`, B is the global batch: each step runs through
     strategy.run, each replica on its slice (see _distributed).
     """
-    from edgedigits.augment import ink, letter_bank, non_digits
+    from edgedigits.augment import ink, non_digits
 
     keras = import_keras("training")
     tf = import_tf("training")
-    bank = tf.constant(letter_bank()) if letters else None
     # per-image losses, averaged here: Keras's own mean divides by the replicas under a
     # tf.distribute strategy, and the replicas' share is applied explicitly below
     per_image = keras.losses.SparseCategoricalCrossentropy(reduction=None)
@@ -350,13 +340,6 @@ def _epoch_function(
             xb = ink(xb, tf.stack([seed, i]))
         if outliers:
             others = non_digits(xb[:outliers], tf.roll(xb, 1, axis=0)[:outliers], tf.stack([seed + 1, i]))
-            if letters:
-                pick = tf.random.stateless_uniform(
-                    [outliers], seed=tf.stack([seed + 4, i]), maxval=bank.shape[0], dtype=tf.int32
-                )
-                printed = ink(tf.gather(bank, pick), tf.stack([seed + 5, i]))
-                coin = tf.random.stateless_uniform([outliers], seed=tf.stack([seed + 6, i])) < letters
-                others = tf.where(coin[:, None, None], printed, others)
         with tf.GradientTape() as tape:
             if outliers:
                 both = model(tf.concat([xb, others], 0), training=True)  # (B + outliers, 10)

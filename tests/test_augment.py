@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from edgedigits.augment import LETTERS, ink, letter_bank, non_digits  # noqa: E402
+from edgedigits.augment import ink, non_digits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -48,23 +48,3 @@ def test_non_digits_are_two_digits_side_by_side(batch):
     wide = cols.sum(axis=1)  # inked columns: a pair spans most of the 20-px box's width
     rows = (pairs > 0.3).any(axis=2).sum(axis=1)
     assert np.median(wide) >= 12 and np.median(rows) < np.median(wide)  # wider than tall
-
-
-def test_letter_bank_is_printed_letters_fitted_like_crops_and_none_shaped_like_a_digit():
-    bank = letter_bank()
-    assert bank.shape == (len(LETTERS) * 30, 28, 28) and bank.min() >= 0.0 and bank.max() <= 1.0
-    assert not set(LETTERS) & set("0123456789oOlIisSbBgqzZDG")
-    ink_rows = (bank > 0.1).any(axis=2).sum(axis=1)
-    ink_cols = (bank > 0.1).any(axis=1).sum(axis=1)
-    assert np.all(np.maximum(ink_rows, ink_cols) <= 22) and np.median(np.maximum(ink_rows, ink_cols)) >= 19
-
-
-def test_letters_are_a_share_of_the_outliers():
-    from edgedigits.errors import OptionError
-    from edgedigits.train import TrainConfig
-
-    with pytest.raises(OptionError, match="needs --outliers"):
-        TrainConfig(letters=0.3).validate()
-    with pytest.raises(OptionError, match="within 0-1"):
-        TrainConfig(outliers=0.2, letters=1.5).validate()
-    TrainConfig(outliers=0.2, letters=0.34).validate()
