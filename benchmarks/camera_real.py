@@ -11,6 +11,7 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
   touching      640x480 frames of numbers written joined
   ruled         640x480 notebook pages: digits written on ruled lines, a margin line
   squared       640x480 squared (graph) paper, grid lines faint to mid-grey crossing the digits
+  dark_print    print_clutter with print as dark as the pen (a form printed black)
   scene_video   a 60-frame video whose digits change in place every 8 frames (tracker on)
 Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.npz, else the
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit

@@ -7,6 +7,7 @@ truths). Kinds:
                 scanner lid beyond it
   border_band   webcam frame with a dark table edge along two sides, digits close to it
   print_clutter a page of faint printed text lines with pen digits among them
+  dark_print    the same with print 45-70% darker than the paper, about as dark as the pen
   touching      numbers whose digits touch ("2026" written joined)
   ruled         a notebook page: digits written on ruled lines (faint to pen-dark, some
                 digits crossing them) and a margin line
@@ -166,9 +167,14 @@ def border_band(
 
 
 def print_clutter(
-    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+    digits: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    scale: float = 1.0,
+    ink: tuple[float, float] = (0.25, 0.4),
 ) -> tuple[np.ndarray, list[Truth]]:
-    """A page (1542 x 748 at scale 1) of faint printed text lines, pen digits among them."""
+    """A page (1542 x 748 at scale 1) of printed text lines, pen digits among them; the print
+    darkens the paper by a share drawn from `ink` (faint grey by default)."""
     h, w = int(748 * scale), int(1542 * scale)
     canvas = paper(h, w, rng, uneven=False)
     text = np.zeros((h, w), np.uint8)  # OpenCV 5 draws text on 8-bit images only
@@ -204,9 +210,17 @@ def print_clutter(
             tw = _print(text, word, (x, y + line_h), font_scale, scale)
             x += tw + int(line_h * 0.6)
         y += int(line_h * 1.8)
-    faint = rng.uniform(0.25, 0.4)  # printed grey, far lighter than the pen
-    canvas *= 1.0 - faint * (text.astype(np.float32) / 255.0)
+    grey = rng.uniform(*ink)  # the default: printed grey, far lighter than the pen
+    canvas *= 1.0 - grey * (text.astype(np.float32) / 255.0)
     return film(canvas, rng, truths, tilt=0.0, blur=0.6, noise=2.5)
+
+
+def dark_print(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
+    """print_clutter with dark print (a form printed black): as dark as the pen, so ink
+    darkness cannot tell print from handwriting."""
+    return print_clutter(digits, labels, rng, scale, ink=(0.45, 0.7))
 
 
 def touching(
@@ -322,4 +336,5 @@ KINDS = {
     "touching": touching,
     "ruled": ruled,
     "squared": squared,
+    "dark_print": dark_print,
 }
