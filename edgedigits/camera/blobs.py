@@ -212,7 +212,7 @@ class _Rule:
     centre: np.ndarray  # [k] its centre row in each
     flat: np.ndarray  # [n] the line's ink pixels, as indices into the flattened frame
     at: np.ndarray  # [n] the index into c of each one's column
-    reach: tuple[int, int]  # rows from the centre to just past each side, a stroke width out
+    reach: int  # rows from the centre to just past either side, a stroke width out (it is fitted symmetric)
     steps: tuple[int, int]  # flat index = row * steps[0] + column * steps[1] (as if horizontal)
 
     @classmethod
@@ -286,7 +286,7 @@ class _Rule:
         reach = int(np.ceil(half)) + 1 + pen
         flat = r[at, k] * row_step + c[at] * col_step
         centre = centre + np.round(fitted).astype(int)
-        return cls(horizontal, c, centre, flat, at, (reach, reach), (row_step, col_step))
+        return cls(horizontal, c, centre, flat, at, reach, (row_step, col_step))
 
     def pixels(self, strokes: np.ndarray | None) -> np.ndarray:
         """The line's ink pixels, as indices into the flattened frame; given `strokes` (the ink
@@ -297,9 +297,9 @@ class _Rule:
         other = strokes.reshape(-1)
         rows = strokes.shape[0] if self.horizontal else strokes.shape[1]  # as if horizontal
         along = self.c * self.steps[1]
-        up = other[np.clip(self.centre - self.reach[0], 0, rows - 1) * self.steps[0] + along] > 0
-        down = other[np.clip(self.centre + self.reach[1], 0, rows - 1) * self.steps[0] + along] > 0
-        sideways = np.ones(2 * (self.reach[0] + self.reach[1]) // 4 + 1)
+        up = other[np.clip(self.centre - self.reach, 0, rows - 1) * self.steps[0] + along] > 0
+        down = other[np.clip(self.centre + self.reach, 0, rows - 1) * self.steps[0] + along] > 0
+        sideways = np.ones(self.reach + 1)  # a stroke moves up to half the span across the line
         crossing = np.convolve(up, sideways, mode="same") > 0
         crossing &= np.convolve(down, sideways, mode="same") > 0
         return self.flat[~crossing[self.at]]

@@ -343,9 +343,9 @@ def _valleys(mask: np.ndarray, most: int) -> list[int]:
     return sorted(picked)
 
 
-def _trim(piece: np.ndarray, box: Box, left: int, f: int, least: float = 3) -> tuple[Box, np.ndarray] | None:
+def _trim(piece: np.ndarray, box: Box, left: int, f: int, least: float) -> tuple[Box, np.ndarray] | None:
     """A piece's own ink rows and columns (cut at 1/f size, `left` columns into the blob's
-    `box`) -> (box in working pixels, 28x28 input)."""
+    `box`) -> (box in working pixels, 28x28 input); None when fewer than `least` (and 3) rows."""
     c0, r0, cw, rh = cv2.boundingRect(piece)
     if rh < max(3, least):
         return None
