@@ -91,6 +91,24 @@ def test_thin_one_passes(digits):
     assert len(boxes) == 1 and boxes[0][2] < 0.6 * boxes[0][3]
 
 
+def test_a_bold_one_is_a_digit_and_a_solid_patch_is_not(digits):
+    """A "1" drawn with a marker as wide as a third of its height fills its box like a solid
+    blob, but it is one stroke wide: it is found. A solid patch more than two pen strokes wide
+    (a shadow, a dark object) is not."""
+    import cv2
+
+    x, y = digits
+    canvas = paper(240, 480, np.random.default_rng(2), uneven=False)
+    for i, k in enumerate(np.flatnonzero(y == 3)[:2]):  # ordinary digits set the page's pen
+        ink_digit(canvas, x[k], 40 + 120 * i, 60, 80)
+    cv2.line(canvas, (300, 70), (300, 140), 40, 13)  # the bold 1: a 13 px wide stroke, 83 px tall
+    mask = binarize(np.clip(canvas, 0, 255).astype(np.uint8))
+    mask[60:140, 360:440] = 255  # the solid patch, 80x80, in the ink mask itself
+    boxes = find_boxes(mask)
+    assert any(abs(b[0] + b[2] / 2 - 300) < 5 and b[3] > 70 for b in boxes), boxes
+    assert not any(b[0] >= 350 for b in boxes), boxes
+
+
 def test_clutter_is_rejected():
     """Ruled lines, a page edge and a dark border give no digits."""
     page = np.full((480, 640), 220, np.uint8)

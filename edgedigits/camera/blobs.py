@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,7 +61,13 @@ def find_blobs(
         blob = Blob((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], int(area[i]))
         (whole if bh[i] >= comps.min_h else pieces).append(blob)
     blobs = _join(whole, pieces, comps.min_h, config)
-    keep = [b for b in blobs if b.box[3] >= comps.min_h and config.min_fill <= _fill(b) <= config.max_fill]
+    keep = [
+        b
+        for b in blobs
+        if b.box[3] >= comps.min_h
+        and _fill(b) >= config.min_fill
+        and not _solid(_fill(b), b.box[2], b.box[3], comps.pen, config)
+    ]
     return sorted(keep, key=lambda b: (b.box[1] // max(1, b.box[3]), b.box[0])), comps.labels
 
 
@@ -108,7 +115,7 @@ def _components(mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig) -
         sized
         & (bh >= min_h / 2)
         & (fill >= config.min_fill)
-        & (fill <= config.max_fill)
+        & ~_solid(fill, bw, bh, pen, config)
         & np.isfinite(strength)
     )
     return _Components(labels, stats, strength, min_h, pen, sized, judged)
@@ -327,6 +334,13 @@ def _ink_split(strength: np.ndarray, candidates: np.ndarray, ratio: float) -> tu
 
 def _fill(b: Blob) -> float:
     return b.ink / max(1, b.box[2] * b.box[3])
+
+
+def _solid(fill: Any, width: Any, height: Any, pen: float, config: SegmentConfig) -> Any:
+    """A blob that fills its box and is more than two pen strokes wide both ways: a shadow, a
+    page corner, a dark object. A bold "1" fills its box too, but it is one stroke wide.
+    Works on numbers or on arrays of them."""
+    return (fill > config.max_fill) & (np.minimum(width, height) > 2.0 * pen)
 
 
 def union(a: Box, b: Box) -> Box:
