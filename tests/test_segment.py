@@ -298,6 +298,26 @@ def test_thin_tilted_ruled_lines_go_whole_and_free_the_digits_on_them():
     assert found >= total - 2, (found, total)
 
 
+def test_a_line_found_in_part_is_followed_along_its_ink_and_no_further():
+    """Hough's random search can give a long line in part only; the fitted line is followed on,
+    straight, for as long as its ink goes on (through a gap no wider than two pen strokes),
+    and no further: a row of ink past a wider gap is no part of it."""
+    from edgedigits.camera.blobs import _Rule
+
+    ink = np.zeros((120, 400), np.uint8)
+    rows = np.round(40 + 0.05 * np.arange(300)).astype(int)  # a slightly tilted line, x 0-299
+    ink[rows, np.arange(300)] = 255
+    ink[rows + 1, np.arange(300)] = 255
+    ink[rows[150:154], np.arange(150, 154)] = 0  # a 4-px gap, bridged (pen 3: gap 6)
+    ink[rows[150:154] + 1, np.arange(150, 154)] = 0
+    ink[55:57, 310:400] = 255  # past a 10-px gap, on the same course: not bridged
+    rule = _Rule.fit(ink, (100, 45, 140, 47), pen=3, slack=2, found=np.zeros_like(ink))
+    assert rule is not None
+    cols = np.unique(rule.pixels(None) % 400)
+    assert cols.min() == 0 and cols.max() == 299, (cols.min(), cols.max())
+    assert len(cols) == 296  # every column of the line but the 4 of its gap
+
+
 @pytest.mark.parametrize("shape", [(120, 160), (480, 640), (37, 500), (600, 40)])
 def test_frames_crossed_by_lines_at_any_angle_are_read_without_error(digits, shape):
     """Rules, tilted lines, digits half out of the frame: the line search copes with any of

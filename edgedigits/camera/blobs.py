@@ -206,6 +206,15 @@ def _straight(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
     return y.mean() + slope * (at - x.mean())
 
 
+def _run(on: np.ndarray, gap: int) -> int:
+    """How far the inked run at the start of `on` goes, through gaps of at most `gap`."""
+    idx = np.flatnonzero(on)
+    if not len(idx) or idx[0] > gap:
+        return 0
+    breaks = np.flatnonzero(np.diff(idx) > gap + 1)
+    return int(idx[breaks[0]] if len(breaks) else idx[-1]) + 1
+
+
 def _median_count(values: np.ndarray) -> int:
     """The (lower) median of small non-negative ints, from their counts (np.median sorts)."""
     return int(np.searchsorted(np.cumsum(np.bincount(values)), (len(values) + 1) // 2))
@@ -294,7 +303,36 @@ class _Rule:
         flat = r[at, k] * row_step + c[at] * col_step
         centre = centre + np.round(fitted).astype(int)
         edge = int(np.ceil(half)) + 2
-        return cls(horizontal, c, centre, flat, at, edge, (row_step, col_step))
+        rule = cls(horizontal, c, centre, flat, at, edge, (row_step, col_step))
+        return rule.follow(ink, rows, cols, gap=2 * pen)
+
+    def follow(self, ink: np.ndarray, rows: int, cols: int, gap: int) -> _Rule:
+        """This line followed past its segment's ends, straight on, for as long as its ink goes
+        on with no gap wider than `gap` columns: Hough's random search can find a long line in
+        part only (it lost the stretch under a row of digits), and the rest of the line then
+        tied those digits into one blob too wide to be read. `ink`: the flattened frame."""
+        along = np.arange(cols)
+        row = np.round(_straight(self.c, self.centre.astype(np.float64), along)).astype(int)
+        inside = (row >= 1) & (row < rows - 1)
+        at_row = np.clip(row, 1, rows - 2) * self.steps[0] + along * self.steps[1]
+        on = inside & (
+            (ink[at_row] > 0) | (ink[at_row - self.steps[0]] > 0) | (ink[at_row + self.steps[0]] > 0)
+        )
+        first, last = int(self.c[0]), int(self.c[-1])
+        before = _run(on[:first][::-1], gap)
+        after = _run(on[last + 1 :], gap)
+        if not before and not after:
+            return self
+        new = np.concatenate([np.arange(first - before, first), np.arange(last + 1, last + 1 + after)])
+        offsets = np.arange(-(self.edge - 1), self.edge)  # the band, as wide as fitted
+        band = np.clip(row[new][:, None] + offsets[None, :], 0, rows - 1) * self.steps[0]
+        band += new[:, None] * self.steps[1]  # (new columns, offsets), flat indices
+        k, j = np.nonzero(ink[band] > 0)
+        flat = band[k, j]
+        c = np.concatenate([new[:before], self.c, new[before:]])
+        centre = np.concatenate([row[new[:before]], self.centre, row[new[before:]]])
+        at = np.concatenate([self.at + before, np.where(k < before, k, k + len(self.c))])
+        return _Rule(self.horizontal, c, centre, np.concatenate([self.flat, flat]), at, self.edge, self.steps)
 
     def pixels(self, strokes: np.ndarray | None) -> np.ndarray:
         """The line's ink pixels, as indices into the flattened frame; given `strokes` (the ink
