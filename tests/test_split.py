@@ -250,7 +250,6 @@ def test_the_splitter_classifies_a_bounded_number_of_pieces_whatever_the_frame(c
     assert unbounded > bound >= later_pieces() > 0, (unbounded, bound)
 
 
-
 def test_2s_whose_base_is_written_along_a_ruled_line_keep_it(clf, digits):
     """A rule as dark as the pen through the base stroke of a 2, the rule about as thick as the
     stroke: the base makes the rule thicker there, so those pixels stay with the digit and it
@@ -262,7 +261,8 @@ def test_2s_whose_base_is_written_along_a_ruled_line_keep_it(clf, digits):
             canvas = paper(200, 320, np.random.default_rng(int(k)), uneven=False)
             box = ink_digit(canvas, x[k], 120, 40, height)
             size = int(round(height * 28 / 20))  # as ink_digit draws it
-            rows = cv2.resize(x[k].astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC).sum(axis=1)
+            big = cv2.resize(x[k].astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+            rows = big.sum(axis=1)
             base = 40 + size // 2 + int(np.argmax(rows[size // 2 :]))  # the lower half's inkiest row
             canvas[base - thick // 2 : base - thick // 2 + thick, :] *= 0.3
             dets = detect(np.clip(canvas, 0, 255).astype(np.uint8), clf.predict_proba)
