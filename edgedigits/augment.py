@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 AUGMENTS = ("none", "ink")
+TOUCHING = 0.25  # share of the outlier pairs (non_digits) whose inks really touch
 
 
 def ink(x: Any, seed: Any) -> Any:
@@ -106,9 +107,15 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
         tf.range(n),
         [28, 28],
     )[..., 0]
-    # a at columns 0-27 of a (28, 56) canvas, b from column 28 - overlap
+    # a at columns 0-27 of a (28, 56) canvas, b from column 28 - overlap; TOUCHING of the pairs
+    # are placed by their ink instead, b's first inked column 0-3 px into a's last, so the two
+    # really touch (placed by their 28x28 frames, most pairs keep a gap)
+    a_last = 27.0 - tf.cast(tf.argmax(tf.cast(tf.reverse(tf.reduce_max(a, 1), [1]) > 0.2, tf.int32), 1), tf.float32)
+    b_first = tf.cast(tf.argmax(tf.cast(tf.reduce_max(b, 1) > 0.2, tf.int32), 1), tf.float32)
+    into = tf.floor(tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 3]), minval=0.0, maxval=4.0))
+    touching = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 4])) < TOUCHING
+    start = tf.where(touching, a_last + 1.0 - into - b_first, 28.0 - overlap)[:, None]  # (N, 1)
     cols = tf.range(56, dtype=tf.float32)[None, :]  # (1, 56)
-    start = 28.0 - overlap[:, None]  # (N, 1)
     source = tf.cast(tf.clip_by_value(cols - start, 0, 55), tf.int32)  # (N, 56)
     b_placed = tf.gather(tf.pad(b, [[0, 0], [0, 0], [0, 28]]), source, batch_dims=1, axis=2)
     b_placed = tf.where((cols >= start)[:, None, :], b_placed, 0.0)

@@ -416,11 +416,14 @@ def machine() -> dict[str, Any]:
     cpu = info.get("model name") or platform.processor() or platform.machine()
     flags = set((info.get("flags") or info.get("Features") or "").split())
     versions = {}
-    for package in ("onnxruntime", "ai-edge-litert", "tensorflow", "numpy", "opencv-python"):
+    for package in ("onnxruntime", "ai-edge-litert", "tensorflow", "numpy"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = "not installed"
+    import cv2  # opencv-python, -headless or -contrib: the module knows its version, pip names vary
+
+    versions["opencv"] = cv2.__version__
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -438,7 +441,8 @@ def machine_line(m: dict[str, Any] | None = None) -> str:
     return (
         f"{m['cpu']}, {m['cores']} cores, ISA {', '.join(m.get('isa', [])) or 'baseline'}; "
         f"Python {m['python']}, onnxruntime {v.get('onnxruntime', '?')}, "
-        f"LiteRT {v.get('ai-edge-litert', '?')}, TensorFlow {v.get('tensorflow', '?')}"
+        f"LiteRT {v.get('ai-edge-litert', '?')}, TensorFlow {v.get('tensorflow', '?')}, "
+        f"numpy {v.get('numpy', '?')}, OpenCV {v.get('opencv', v.get('opencv-python', '?'))}"
     )
 
 
