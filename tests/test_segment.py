@@ -109,6 +109,37 @@ def test_a_bold_one_is_a_digit_and_a_solid_patch_is_not(digits):
     assert not any(b[0] >= 350 for b in boxes), boxes
 
 
+def test_lines_of_dark_print_are_found_and_a_handwritten_number_among_them_is_not(digits):
+    """Print as dark as the pen: each blob of its words sits in a line of print (read whole,
+    never cut into letters that read as digits); an 11-digit number written joined below it is
+    as long as a line of print but as tall as its digits, and none of its blobs is print."""
+    import cv2
+
+    from edgedigits.camera import synth_pages
+    from edgedigits.camera.blobs import find_blobs
+    from edgedigits.camera.ink import ink_maps
+
+    x, y = digits
+    rng = np.random.default_rng(3)
+    canvas = paper(420, 900, rng, uneven=False)
+    text = np.zeros((420, 900), np.uint8)
+    for row in range(3):
+        at = 20
+        while at < 800:
+            word = str(rng.choice(synth_pages.WORDS))
+            cv2.putText(text, word, (at, 50 + 40 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
+            at += cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)[0][0] + 14
+    canvas *= 1.0 - 0.6 * text / 255.0  # as dark as the pen
+    idx = rng.choice(len(y), 11, replace=False)
+    synth_pages._row_of_digits(canvas, x[idx], y[idx], 60, 260, 45, -0.04, rng)  # joined
+    darkness, mask = ink_maps(np.clip(canvas, 0, 255).astype(np.uint8))
+    blobs, _ = find_blobs(mask, darkness)
+    number = [b for b in blobs if b.box[1] > 220]
+    printed = [b for b in blobs if b.box[1] + b.box[3] < 200]
+    assert len(number) >= 5 and not any(b.in_print for b in number), number
+    assert len(printed) >= 10 and all(b.in_print for b in printed), printed
+
+
 def test_clutter_is_rejected():
     """Ruled lines, a page edge and a dark border give no digits."""
     page = np.full((480, 640), 220, np.uint8)

@@ -18,6 +18,8 @@ import numpy as np
 from edgedigits.camera.ink import Box, SegmentConfig
 
 MOST_LINES = 64  # Hough segments fitted per frame, longest first: a page in view has fewer lines
+PRINT_OTHERS = 3  # letters and words no digit's size that make a row of them a line of print ...
+PRINT_LENGTH = 15  # ... or its length, in letter heights
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Blob:
     box: Box
     parts: list[int]  # component labels
     ink: int  # ink pixels
+    in_print: bool = False  # in a line of printed text: read whole, never cut into digits
 
 
 def find_blobs(
@@ -55,10 +58,11 @@ def find_blobs(
         pen = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
         comps = _components(pen, darkness, config)
     x, y, bw, bh, area = comps.stats.T
+    printed = _print_lines(comps)
     whole: list[Blob] = []
     pieces: list[Blob] = []
     for i in np.flatnonzero(comps.sized).tolist():
-        blob = Blob((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], int(area[i]))
+        blob = Blob((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], int(area[i]), bool(printed[i]))
         (whole if bh[i] >= comps.min_h else pieces).append(blob)
     blobs = _join(whole, pieces, comps.min_h, config)
     keep = [
@@ -176,6 +180,44 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
     for rule in rules:
         lines[0 if rule.horizontal else 1].reshape(-1)[rule.pixels(strokes)] = 255
     return lines
+
+
+def _print_lines(comps: _Components) -> np.ndarray:
+    """[n] components in a line of printed text: a row of letters and words side by side, with
+    PRINT_OTHERS or more of them too short or too wide to be a digit (a handwritten number's
+    digits are each a digit's size), or PRINT_LENGTH letters long (a phone number written as
+    digits of 1.3 heights each is under 15; each line by its own letters' mean height, not the
+    page's: the print beside a row of pen digits is smaller). Found from the boxes alone: rows by the letters'
+    middles (a new row where they jump by half a letter), lines within a row where the gap
+    between letters is wider than a letter; n log n, no image work.
+
+    Print as dark as the pen defeats the split by ink: its words, read whole, are no digit, and
+    the splitter cut them into letters that read as digits at 1.0 (o as 0, l as 1, y as 4).
+    A blob in a line of print is read whole and never cut."""
+    x, y, bw, bh, _ = comps.stats.T
+    cols = comps.labels.shape[1]
+    letter = (bh >= 0.4 * comps.min_h) & (bh <= 3.0 * comps.min_h) & (bw <= cols // 2)
+    other = letter & ~(comps.sized & (bh >= comps.min_h))  # a letter, a short or a long word
+    out = np.zeros(len(x), bool)
+    if other.sum() < PRINT_OTHERS and letter.sum() < PRINT_LENGTH / 2:  # too few for any line
+        return out
+    idx = np.flatnonzero(letter)
+    height = float(statistics.median(bh[idx].tolist()))
+    middle = y[idx] + bh[idx] / 2.0
+    order = np.argsort(middle, kind="stable")
+    row = np.concatenate([[0], np.cumsum(np.diff(middle[order]) > 0.5 * height)])
+    members = idx[order][np.lexsort((x[idx[order]], row))]  # row by row, left to right
+    row = np.sort(row)
+    left, right = x[members], x[members] + bw[members]
+    new = np.concatenate([[True], (row[1:] != row[:-1]) | (left[1:] - right[:-1] > height)])
+    starts = np.flatnonzero(new)
+    line = np.cumsum(new) - 1
+    others = np.add.reduceat(other[members].astype(np.int64), starts)
+    length = np.maximum.reduceat(right, starts) - np.minimum.reduceat(left, starts)
+    tall = np.add.reduceat(bh[members], starts) / np.diff(np.append(starts, len(members)))  # mean
+    printed = (others >= PRINT_OTHERS) | (length >= PRINT_LENGTH * tall)
+    out[members] = printed[line]
+    return out
 
 
 def _slivers(comps: _Components, horizontal: np.ndarray, vertical: np.ndarray) -> np.ndarray:
@@ -426,7 +468,7 @@ def _join(whole: list[Blob], pieces: list[Blob], min_h: float, config: SegmentCo
                 best, best_d = j, d
         if best >= 0:
             b = out[best]
-            out[best] = Blob(union(a.box, b.box), b.parts + a.parts, a.ink + b.ink)
+            out[best] = Blob(union(a.box, b.box), b.parts + a.parts, a.ink + b.ink, b.in_print)
             alive[i] = False
             for c in cells(out[best].box):  # the grown blob is found from its new cells too
                 grid.setdefault(c, []).append(best)

@@ -136,7 +136,8 @@ def read_blobs(
     second with every candidate piece of the unsure wide blobs, the third with those of the
     readings still unsure somewhere, cut again with leaning cuts beside the straight ones.
     The two later calls classify MOST_PIECES pieces at most, the least sure blobs first.
-    Without it, a blob is a digit."""
+    A blob in a line of print (Blob.in_print) is never cut, and not reported when it is wider
+    than a digit of the label it reads as (a word). Without `classify`, a blob is a digit."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
@@ -146,7 +147,9 @@ def read_blobs(
     probas = _classify(lattices, classify)
     wide = []  # (lattice index, the height its digits are measured against)
     for k, lat in enumerate(lattices):
-        if len(lat.pieces) == 1 and float(probas[k].max()) < SURE:
+        # a blob in a line of print is a word or a letter, read whole: its letters cut apart read
+        # as digits (o as 0, l as 1)
+        if len(lat.pieces) == 1 and float(probas[k].max()) < SURE and not lat.blob.in_print:
             blob = lat.blob
             height = typical if blob.box[3] > 1.4 * typical else blob.box[3]  # tall: in typical digits
             if blob.box[2] >= SPLIT_FROM * height:
@@ -173,8 +176,16 @@ def read_blobs(
         wide = [(k, height) for k, height in cut if _least(lattices[k], probas[k]) < SURE]
     out = []
     for lat, proba in zip(lattices, probas, strict=True):
+        if lat.blob.in_print and _too_wide(lat, proba):  # a printed word read as one digit
+            continue
         out += [Detection(*lat.pieces[k], proba[k]) for k in lat.best(proba)]
     return out
+
+
+def _too_wide(lat: Lattice, proba: np.ndarray) -> bool:
+    """A lone blob wider than 99% of MNIST's digits of the label it reads as."""
+    _, _, w, h = lat.blob.box
+    return len(lat.pieces) == 1 and w > WIDEST[int(proba[0].argmax())] * h
 
 
 def _least(lat: Lattice, proba: np.ndarray) -> float:
