@@ -110,7 +110,9 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
     # a at columns 0-27 of a (28, 56) canvas, b from column 28 - overlap; TOUCHING of the pairs
     # are placed by their ink instead, b's first inked column 0-3 px into a's last, so the two
     # really touch (placed by their 28x28 frames, most pairs keep a gap)
-    a_last = 27.0 - tf.cast(tf.argmax(tf.cast(tf.reverse(tf.reduce_max(a, 1), [1]) > 0.2, tf.int32), 1), tf.float32)
+    a_last = 27.0 - tf.cast(
+        tf.argmax(tf.cast(tf.reverse(tf.reduce_max(a, 1), [1]) > 0.2, tf.int32), 1), tf.float32
+    )
     b_first = tf.cast(tf.argmax(tf.cast(tf.reduce_max(b, 1) > 0.2, tf.int32), 1), tf.float32)
     into = tf.floor(tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 3]), minval=0.0, maxval=4.0))
     touching = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 4])) < TOUCHING

@@ -48,3 +48,21 @@ def test_non_digits_are_two_digits_side_by_side(batch):
     wide = cols.sum(axis=1)  # inked columns: a pair spans most of the 20-px box's width
     rows = (pairs > 0.3).any(axis=2).sum(axis=1)
     assert np.median(wide) >= 12 and np.median(rows) < np.median(wide)  # wider than tall
+
+
+def test_a_share_of_non_digits_really_touch(batch, monkeypatch):
+    """TOUCHING of the pairs are placed by their ink, the second's first inked column into the
+    first's last, so no empty column parts them: the camera meets digits written joined, and
+    placed by their 28x28 frames almost every pair keeps a gap (4% here touch by chance)."""
+    import edgedigits.augment as augment
+
+    x, _ = batch
+
+    def joined(pairs: np.ndarray) -> float:
+        cols = [np.flatnonzero(c) for c in (pairs > 0.3).any(axis=1)]
+        return float(np.mean([len(c) > 0 and c[-1] - c[0] + 1 == len(c) for c in cols]))
+
+    pairs = non_digits(x[:32], x[32:], tf.constant([5, 6])).numpy()
+    monkeypatch.setattr(augment, "TOUCHING", 0.0)
+    apart = non_digits(x[:32], x[32:], tf.constant([5, 6])).numpy()
+    assert joined(pairs) >= joined(apart) + 0.1, (joined(pairs), joined(apart))
