@@ -17,7 +17,7 @@ Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.n
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit
 and the slowest frame (segment + classify, one core). Then the time bounds.
 
-    python benchmarks/camera_real.py [--model M] [--pages 20] [--real DIR]
+    python benchmarks/camera_real.py [--model M] [--pages 40] [--real DIR]
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default=str(bundled_model()))
     parser.add_argument("--data", default=str(SHARED_MNIST) if SHARED_MNIST.exists() else None)
-    parser.add_argument("--pages", type=int, default=20, help="synthetic pages per kind (default 20)")
+    parser.add_argument("--pages", type=int, default=40, help="synthetic pages per kind (default 40)")
     parser.add_argument("--real", default=str(REAL))
     args = parser.parse_args()
     if args.data:

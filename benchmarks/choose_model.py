@@ -8,10 +8,12 @@ ONNX with the parity check, then measures, all on this machine in one run:
   camera      the camera with its defaults on the synthetic pages of benchmarks/camera_real.py
               (webcam, touching, print_clutter, border_band): correctly labelled / all
   latency     batch-1 p50 through onnxruntime, one thread
-The best candidate (real boxes, then camera, then t10k) is the one to bundle:
-    cp <its run>/export/model.onnx edgedigits/assets/model.onnx
+The best candidate (real boxes, then camera, then t10k) is the one to bundle: --bundle
+copies its model.onnx to edgedigits/assets/model.onnx with these figures added to its metadata
+("chosen_by", shown by `edgedigits info`).
 
     python benchmarks/choose_model.py [--data mnist.npz] [--only cnn+ink] [--reuse cnn+ink=runs/X]
+                                      [--bundle]
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", choices=list(CANDIDATES))
     parser.add_argument("--reuse", action="append", default=[], metavar="NAME=RUN_DIR")
     parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--bundle", action="store_true", help="bundle the best candidate")
     args = parser.parse_args()
     reuse = dict(r.split("=", 1) for r in args.reuse)
     data = full_mnist(args.data)
@@ -162,6 +165,39 @@ def main() -> None:
         {"machine": machine(), "data": data, "rows": rows, "best": best["name"], "targets": targets},
     )
     (RESULTS / "choose_model_table.md").write_text(table(rows, best["name"], args.pages))
+    if args.bundle:
+        bundle(best, rows)
+
+
+def bundle(best: dict, rows: list[dict]) -> None:
+    """The best candidate's model.onnx into the package, its metadata extended by the figures
+    it was chosen by (every candidate's, so `edgedigits info` shows what it beat)."""
+    import onnx
+
+    from edgedigits.assets import bundled_model
+    from edgedigits.atomic import write_bytes
+    from edgedigits.export.onnx import add_onnx_metadata
+
+    data = (Path(best["run"]) / "export" / "model.onnx").read_bytes()
+    meta = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    meta["chosen_by"] = json.dumps(
+        {
+            "script": "benchmarks/choose_model.py",
+            "machine": machine(),
+            "date": time.strftime("%Y-%m-%d"),
+            "candidates": {
+                r["name"]: {
+                    "t10k": round(r["t10k"], 4),
+                    "real_boxes": f"{round(r['real_boxes'] * r['real_boxes_n'])}/{r['real_boxes_n']}",
+                    "camera_pages": round(r["camera_pages"], 4),
+                }
+                for r in rows
+            },
+        },
+        sort_keys=True,
+    )
+    write_bytes(bundled_model(), add_onnx_metadata(data, meta))
+    print(f"bundled {best['name']} as {bundled_model()}")
 
 
 def table(rows, best, pages) -> str:

@@ -41,7 +41,10 @@ from edgedigits.camera.segment import (
 Classify = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> probabilities [N, 10]
 
 SPLIT_FROM = 0.75  # width / height from which an unsure blob may hold more than one digit
-CUT_COST = 0.2  # log-score each digit costs: a split must beat the whole by ~1.22x in confidence
+# log-score each digit costs: a split must beat the whole by ~1.65x in confidence. Set with the
+# bundled model, whose outlier pairs really touch: it is surer that a joined pair is no one
+# digit, and 0.2 let the splitter cut its less sure single digits into confident fragments
+CUT_COST = 0.5
 # ... but two blobs already apart are two digits unless joined they read better: a small 8
 # beside a long-tailed 7, each read surely, is no broken 7
 PAIR_COST = 0.0
