@@ -109,35 +109,28 @@ def test_a_bold_one_is_a_digit_and_a_solid_patch_is_not(digits):
     assert not any(b[0] >= 350 for b in boxes), boxes
 
 
-def test_lines_of_dark_print_are_found_and_a_handwritten_number_among_them_is_not(digits):
-    """Print as dark as the pen: each blob of its words sits in a line of print (read whole,
-    never cut into letters that read as digits); an 11-digit number written joined below it is
-    as long as a line of print but as tall as its digits, and none of its blobs is print."""
-    import cv2
+def test_text_lines_group_letters_by_row_and_word_spaces():
+    """Boxes in two printed rows (x-height letters, ascenders and descenders, word spaces) and
+    a row of digits: each printed row is one line, whatever its letters' heights; a gap wider
+    than a word space starts another line; the digits are a line of their own."""
+    from edgedigits.camera.blobs import line_medians, text_lines
 
-    from edgedigits.camera import synth_pages
-    from edgedigits.camera.blobs import find_blobs
-    from edgedigits.camera.ink import ink_maps
-
-    x, y = digits
-    rng = np.random.default_rng(3)
-    canvas = paper(420, 900, rng, uneven=False)
-    text = np.zeros((420, 900), np.uint8)
-    for row in range(3):
-        at = 20
-        while at < 800:
-            word = str(rng.choice(synth_pages.WORDS))
-            cv2.putText(text, word, (at, 50 + 40 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
-            at += cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)[0][0] + 14
-    canvas *= 1.0 - 0.6 * text / 255.0  # as dark as the pen
-    idx = rng.choice(len(y), 11, replace=False)
-    synth_pages._row_of_digits(canvas, x[idx], y[idx], 60, 260, 45, -0.04, rng)  # joined
-    darkness, mask = ink_maps(np.clip(canvas, 0, 255).astype(np.uint8))
-    blobs, _ = find_blobs(mask, darkness)
-    number = [b for b in blobs if b.box[1] > 220]
-    printed = [b for b in blobs if b.box[1] + b.box[3] < 200]
-    assert len(number) >= 5 and not any(b.in_print for b in number), number
-    assert len(printed) >= 10 and all(b.in_print for b in printed), printed
+    boxes = []
+    for top in (20, 60):  # two printed rows, letters 8 (x-height) to 12 px (ascenders) tall
+        at = 10
+        for k in range(30):
+            h = (8, 12, 11, 8)[k % 4]
+            boxes.append((at, top + 12 - h + (3 if h == 11 else 0), 6, h))  # a descender sits lower
+            at += 7 + (10 if k % 5 == 4 else 0)  # a word space after every fifth letter
+    boxes.append((900, 20, 6, 8))  # far beyond the first row's end: a line of its own
+    for k in range(5):  # a number written below, 40 px tall
+        boxes.append((50 + 35 * k, 120, 25, 40))
+    x, y, w, h = (np.array(v) for v in zip(*boxes, strict=True))
+    line = text_lines(x, y, w, h)
+    assert len(set(line[:30].tolist())) == 1 and len(set(line[30:60].tolist())) == 1
+    assert len({line[0], line[30], line[60], line[61]}) == 4
+    assert set(line[61:].tolist()) == {line[61]}
+    assert line_medians(line, h)[line[61]] == 40 and line_medians(line, h)[line[0]] == 8
 
 
 def test_clutter_is_rejected():

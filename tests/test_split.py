@@ -83,12 +83,56 @@ def test_ruled_pages_are_read(clf, digits):
     assert right >= 0.93 * total and false <= 0.03 * total, (right, false, total)
 
 
+def test_dark_print_is_no_digits_and_a_handwritten_number_among_it_is(clf, digits):
+    """Print as dark as the pen, its words each a digit's size and read as no digit, or cut,
+    as digits: no digit is reported in its lines. An 11-digit number written joined below it
+    is as long as a line of print but reads surely, and is read."""
+    x, y = digits
+    rng = np.random.default_rng(3)
+    canvas = paper(420, 900, rng, uneven=False)
+    text = np.zeros((420, 900), np.uint8)
+    for row in range(3):
+        at = 20
+        while at < 800:
+            word = str(rng.choice(synth_pages.WORDS))
+            cv2.putText(text, word, (at, 50 + 40 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 255, 2, cv2.LINE_AA)
+            at += cv2.getTextSize(word, cv2.FONT_HERSHEY_SIMPLEX, 0.8, 2)[0][0] + 14
+    canvas *= 1.0 - 0.6 * text / 255.0  # as dark as the pen
+    idx = np.concatenate([_clear(clf, x, y, d)[:1] for d in (0, 2, 0, 8, 3, 9, 0, 1, 1, 1, 8)])
+    truths, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 60, 260, 45, -0.02, rng)
+    frame = np.clip(canvas, 0, 255).astype(np.uint8)
+    found = process_frame(frame, clf, None, 0.5)["digits"]
+    assert [d for d in found if d["box"][1] + d["box"][3] < 200] == []
+    n, right, _ = score_detections(truths, [d for d in found if d["box"][1] > 220])
+    assert right >= n - 2, (right, n)
+
+
 def test_dark_print_is_not_cut_into_digits(clf, digits):
     """Pen digits among print as dark as the pen: the print's words are read whole, not cut into
-    letters that read as digits (o as 0, l as 1). Cutting them made 1.9 false detections per
-    pen digit on these pages, reading them whole 0.8; the pen digits still read."""
+    letters that read as digits (o as 0, l as 1): 2.8 false detections per pen digit on these
+    pages before lines of print were found, 0.5 after; the pen digits still read."""
     right, false, total = _read_pages(clf, digits, "dark_print", pages=6, seed=5)
-    assert right >= 0.95 * total and false <= 1.4 * total, (right, false, total)
+    assert right >= 0.95 * total and false <= 1.0 * total, (right, false, total)
+
+
+def test_small_dark_print_is_no_digits(clf, digits):
+    """Small print as dark as the pen: each letter is a component of its own, as tall as the
+    smallest digit the camera reads, and many read as digits at 1.0. Its lines hold more
+    letters read as no digit than a row of handwritten digits ever does: nothing in them is
+    reported (49 false detections on this page before), and the pen digits below are."""
+    x, y = digits
+    rng = np.random.default_rng(8)
+    canvas = paper(400, 900, rng, uneven=False)
+    text = np.zeros((400, 900), np.uint8)
+    for row in range(8):
+        words = " ".join(rng.choice(synth_pages.WORDS, 14))
+        cv2.putText(text, words, (10, 25 + 28 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 1, cv2.LINE_AA)
+    canvas *= 1.0 - 0.65 * text / 255.0
+    idx = np.concatenate([_clear(clf, x, y, d)[:1] for d in (3, 0, 0, 2)])
+    truths, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 100, 280, 70, 0.2, rng)
+    found = process_frame(np.clip(canvas, 0, 255).astype(np.uint8), clf, None, 0.5)["digits"]
+    assert [d for d in found if d["box"][1] < 250] == []
+    assert score_detections(truths, found)[1] == 4
 
 
 def test_a_leaning_cut_runs_between_slanted_strokes_no_straight_cut_can_part():

@@ -18,8 +18,8 @@ import numpy as np
 from edgedigits.camera.ink import Box, SegmentConfig
 
 MOST_LINES = 64  # Hough segments fitted per frame, longest first: a page in view has fewer lines
-PRINT_OTHERS = 3  # letters and words no digit's size that make a row of them a line of print ...
-PRINT_LENGTH = 15  # ... or its length, in letter heights
+PRINT_OTHERS = 3  # letters and words no digit's size that make a row of them a line of print
+PRINT_TALL = 1.8  # its letters and words are at most this many times its median letter height
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Blob:
     box: Box
     parts: list[int]  # component labels
     ink: int  # ink pixels
-    in_print: bool = False  # in a line of printed text: read whole, never cut into digits
+    line: int = -1  # the line of text it is in (text_lines over the page's letter-sized ink)
+    line_size: int = 0  # how many letter-sized components that line holds, blobs or not
 
 
 def find_blobs(
@@ -57,12 +58,14 @@ def find_blobs(
         in_pen = np.concatenate([[False], comps.strength > faint_top])[comps.labels]  # per pixel
         pen = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
         comps = _components(pen, darkness, config)
+    line, size = _letter_lines(comps)
+    comps.sized &= ~_print(comps, line)  # letters and words of lines of print (as dark as the pen)
     x, y, bw, bh, area = comps.stats.T
-    printed = _print_lines(comps)
     whole: list[Blob] = []
     pieces: list[Blob] = []
     for i in np.flatnonzero(comps.sized).tolist():
-        blob = Blob((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], int(area[i]), bool(printed[i]))
+        k = int(line[i])
+        blob = Blob((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], int(area[i]), k, int(size[k]))
         (whole if bh[i] >= comps.min_h else pieces).append(blob)
     blobs = _join(whole, pieces, comps.min_h, config)
     keep = [
@@ -182,41 +185,71 @@ def _lines(mask: np.ndarray, comps: _Components) -> tuple[np.ndarray, np.ndarray
     return lines
 
 
-def _print_lines(comps: _Components) -> np.ndarray:
-    """[n] components in a line of printed text: a row of letters and words side by side, with
-    PRINT_OTHERS or more of them too short or too wide to be a digit (a handwritten number's
-    digits are each a digit's size), or PRINT_LENGTH letters long (a phone number written as
-    digits of 1.3 heights each is under 15; each line by its own letters' mean height, not the
-    page's: the print beside a row of pen digits is smaller). Found from the boxes alone: rows by the letters'
-    middles (a new row where they jump by half a letter), lines within a row where the gap
-    between letters is wider than a letter; n log n, no image work.
-
-    Print as dark as the pen defeats the split by ink: its words, read whole, are no digit, and
-    the splitter cut them into letters that read as digits at 1.0 (o as 0, l as 1, y as 4).
-    A blob in a line of print is read whole and never cut."""
-    x, y, bw, bh, _ = comps.stats.T
-    cols = comps.labels.shape[1]
-    letter = (bh >= 0.4 * comps.min_h) & (bh <= 3.0 * comps.min_h) & (bw <= cols // 2)
-    other = letter & ~(comps.sized & (bh >= comps.min_h))  # a letter, a short or a long word
-    out = np.zeros(len(x), bool)
-    if other.sum() < PRINT_OTHERS and letter.sum() < PRINT_LENGTH / 2:  # too few for any line
-        return out
-    idx = np.flatnonzero(letter)
-    height = float(statistics.median(bh[idx].tolist()))
-    middle = y[idx] + bh[idx] / 2.0
+def text_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """[n] the line of text each box (x, y, w, h) is in, numbered from 0: rows by the boxes'
+    middles (a new row where they jump by half the median height), lines within a row where
+    the gap between two boxes is wider than a word space (twice the smaller's height: most
+    letters are x-height, and a space is up to an em). n log n on the boxes, no image work."""
+    if not len(x):
+        return np.zeros(0, np.int64)
+    middle = y + h / 2.0
     order = np.argsort(middle, kind="stable")
-    row = np.concatenate([[0], np.cumsum(np.diff(middle[order]) > 0.5 * height)])
-    members = idx[order][np.lexsort((x[idx[order]], row))]  # row by row, left to right
+    row = np.concatenate([[0], np.cumsum(np.diff(middle[order]) > 0.5 * float(np.median(h)))])
+    members = order[np.lexsort((x[order], row))]  # row by row, left to right
     row = np.sort(row)
-    left, right = x[members], x[members] + bw[members]
-    new = np.concatenate([[True], (row[1:] != row[:-1]) | (left[1:] - right[:-1] > height)])
-    starts = np.flatnonzero(new)
-    line = np.cumsum(new) - 1
-    others = np.add.reduceat(other[members].astype(np.int64), starts)
-    length = np.maximum.reduceat(right, starts) - np.minimum.reduceat(left, starts)
-    tall = np.add.reduceat(bh[members], starts) / np.diff(np.append(starts, len(members)))  # mean
-    printed = (others >= PRINT_OTHERS) | (length >= PRINT_LENGTH * tall)
-    out[members] = printed[line]
+    left, right, tall = x[members], x[members] + w[members], h[members]
+    space = 2.0 * np.minimum(tall[1:], tall[:-1])
+    new = np.concatenate([[True], (row[1:] != row[:-1]) | (left[1:] - right[:-1] > space)])
+    out = np.empty(len(x), np.int64)
+    out[members] = np.cumsum(new) - 1
+    return out
+
+
+def line_medians(line: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """[lines] the (lower) median of `h` within each line (line ids 0..k-1 from text_lines)."""
+    order = np.lexsort((h, line))
+    counts = np.bincount(line)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return h[order][starts + (counts - 1) // 2]
+
+
+def _letters(comps: _Components) -> np.ndarray:
+    """[n] components of a letter's or a digit's size: 0.4-3 smallest digits tall."""
+    _, _, bw, bh, _ = comps.stats.T
+    return (bh >= 0.4 * comps.min_h) & (bh <= 3.0 * comps.min_h) & (bw <= comps.labels.shape[1] // 2)
+
+
+def _letter_lines(comps: _Components) -> tuple[np.ndarray, np.ndarray]:
+    """([n] each component's line of text, -1 where it is no letter's size; [lines + 1] how
+    many components each line holds, the last entry 0 for the -1s)."""
+    x, y, bw, bh, _ = comps.stats.T
+    line = np.full(len(x), -1, np.int64)
+    idx = np.flatnonzero(_letters(comps))
+    line[idx] = text_lines(x[idx], y[idx], bw[idx], bh[idx])
+    return line, np.append(np.bincount(line[idx]), 0)
+
+
+def _print(comps: _Components, line: np.ndarray) -> np.ndarray:
+    """[n] components that are print: the letters and words of a line of printed text
+    (_letter_lines) with PRINT_OTHERS or more members too short or too wide to be a digit (a
+    handwritten number's digits are each a digit's size), no taller than PRINT_TALL times the
+    line's median height (a pen digit written beside the print is taller, and stays). Print
+    that is no digit's size is dropped anyway; this takes the rest of its line, its
+    digit-sized words and letters. (A line of print whose members are all a digit's size is
+    told by the classifier: split._print_rows.)
+
+    Print about as dark as the pen defeats the split by ink (faint print goes with it): its
+    words, read whole, are no digit, the splitter cut them into letters that read as digits
+    at 1.0 (o as 0, l as 1, y as 4)."""
+    _, _, _, bh, _ = comps.stats.T
+    other = (line >= 0) & ~(comps.sized & (bh >= comps.min_h))  # a letter, a short or a long word
+    out = np.zeros(len(bh), bool)
+    if other.sum() < PRINT_OTHERS:  # too few for any line of print
+        return out
+    idx = np.flatnonzero(line >= 0)
+    printed = np.bincount(line[idx], weights=other[idx]) >= PRINT_OTHERS
+    tall = bh[idx] <= PRINT_TALL * line_medians(line[idx], bh[idx])[line[idx]]
+    out[idx] = printed[line[idx]] & tall
     return out
 
 
@@ -468,7 +501,7 @@ def _join(whole: list[Blob], pieces: list[Blob], min_h: float, config: SegmentCo
                 best, best_d = j, d
         if best >= 0:
             b = out[best]
-            out[best] = Blob(union(a.box, b.box), b.parts + a.parts, a.ink + b.ink, b.in_print)
+            out[best] = Blob(union(a.box, b.box), b.parts + a.parts, a.ink + b.ink, b.line, b.line_size)
             alive[i] = False
             for c in cells(out[best].box):  # the grown blob is found from its new cells too
                 grid.setdefault(c, []).append(best)
