@@ -130,7 +130,8 @@ def test_text_lines_group_letters_by_row_and_word_spaces():
     assert len(set(line[:30].tolist())) == 1 and len(set(line[30:60].tolist())) == 1
     assert len({line[0], line[30], line[60], line[61]}) == 4
     assert set(line[61:].tolist()) == {line[61]}
-    assert line_medians(line, h)[line[61]] == 40 and line_medians(line, h)[line[0]] == 8
+    medians = line_medians(line, h, int(line.max()) + 1)
+    assert medians[line[61]] == 40 and medians[line[0]] == 8
 
 
 def test_clutter_is_rejected():

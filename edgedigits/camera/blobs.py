@@ -205,12 +205,18 @@ def text_lines(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np
     return out
 
 
-def line_medians(line: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """[lines] the (lower) median of `h` within each line (line ids 0..k-1 from text_lines)."""
+def line_medians(line: np.ndarray, h: np.ndarray, lines: int) -> np.ndarray:
+    """[lines] the (lower) median of `h` within each line (ids from text_lines; 0 for a line
+    with no entry here)."""
+    out = np.zeros(lines, h.dtype)
+    if not len(line):
+        return out
     order = np.lexsort((h, line))
-    counts = np.bincount(line)
+    counts = np.bincount(line, minlength=lines)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return h[order][starts + (counts - 1) // 2]
+    has = counts > 0
+    out[has] = h[order][starts[has] + (counts[has] - 1) // 2]
+    return out
 
 
 def _letters(comps: _Components) -> np.ndarray:
@@ -233,7 +239,8 @@ def _print(comps: _Components, line: np.ndarray) -> np.ndarray:
     """[n] components that are print: the letters and words of a line of printed text
     (_letter_lines) with PRINT_OTHERS or more members too short or too wide to be a digit (a
     handwritten number's digits are each a digit's size), no taller than PRINT_TALL times the
-    line's median height (a pen digit written beside the print is taller, and stays). Print
+    median height of those members (a pen digit written beside the print is taller, and stays,
+    however many of them the line holds). Print
     that is no digit's size is dropped anyway; this takes the rest of its line, its
     digit-sized words and letters. (A line of print whose members are all a digit's size is
     told by the classifier: split._print_rows.)
@@ -246,10 +253,12 @@ def _print(comps: _Components, line: np.ndarray) -> np.ndarray:
     out = np.zeros(len(bh), bool)
     if other.sum() < PRINT_OTHERS:  # too few for any line of print
         return out
-    idx = np.flatnonzero(line >= 0)
-    printed = np.bincount(line[idx], weights=other[idx]) >= PRINT_OTHERS
-    tall = bh[idx] <= PRINT_TALL * line_medians(line[idx], bh[idx])[line[idx]]
-    out[idx] = printed[line[idx]] & tall
+    idx = np.flatnonzero(other)
+    lines = int(line.max()) + 1
+    printed = np.bincount(line[idx], minlength=lines) >= PRINT_OTHERS
+    letter = line_medians(line[idx], bh[idx], lines)  # the print's own height: its non-digits
+    members = np.flatnonzero(line >= 0)
+    out[members] = printed[line[members]] & (bh[members] <= PRINT_TALL * letter[line[members]])
     return out
 
 

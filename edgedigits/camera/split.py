@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edgedigits.camera.blobs import PRINT_TALL, line_medians
+from edgedigits.camera.blobs import line_medians
 from edgedigits.camera.segment import (
     Blob,
     Box,
@@ -60,7 +60,8 @@ DRIFT_COST = 0.3  # ink pixels a cut path's sideways step costs: it leans with t
 CORE = 0.5  # a stroke's core: ink darker than this share of the blob's darkest (its rim is not)
 MIN_TALL = 0.4  # a cut piece is at least this share of a digit's height: else a stroke's fragment
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
-PRINT_ROW = 6  # a line of this many blobs, half of them read below SURE, is print
+PRINT_ROW = 6  # a line of this many blobs, half of them read below SURE, is print ...
+PRINT_SURE_TALL = 1.5  # ... and of its blobs read surely, those this many times its print's height
 # candidate pieces classified per frame after the first call (~65 us each with the crop, one
 # core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
 MOST_PIECES = 256
@@ -190,28 +191,28 @@ def read_blobs(
 def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[list[int]]) -> set[int]:
     """Lattices that are print: in a line of text (Blob.line) of PRINT_ROW or more letter-sized
     components, half or more of whose blobs are read less than surely (below SURE) somewhere
-    along their best reading (`paths`), no taller than PRINT_TALL times the median height of
-    the line's blobs. Small print's letters and bold print's words are digit-sized blobs, and
-    many read as digits at 1.0 (o as 0, l as 1), but not all: n, e, a read as no digit. A
-    number written joined is cut into digits read surely. Measured: no line of 6 or more
-    handwritten blobs on the real pages and 20 generated pages of each kind had more than 29%
-    read below SURE; the lines of a page of small print, 73-86%."""
+    along their best reading (`paths`). Of such a line, the blobs read unsure go, and those
+    read surely no taller than PRINT_SURE_TALL times the median height of the unsure ones (an
+    o read as 0, an l as 1; a pen digit beside the print is taller and stays, however many of
+    them the line holds). Small print's letters and bold print's words are digit-sized blobs,
+    and n, e, a read as no digit; a number written joined is cut into digits read surely.
+    Measured: no line of 6 or more handwritten blobs on the real pages and 20 generated pages
+    of each kind had more than 29% read below SURE; the lines of a page of small print 73-86%."""
     lines = np.array([lat.blob.line for lat in lattices], np.int64)
     size = np.array([lat.blob.line_size for lat in lattices])
-    if not len(lines) or size.max() < PRINT_ROW:
-        return set()
-    h = np.array([lat.blob.box[3] for lat in lattices])
-    least = [
-        min((float(p[e].max()) for e in path), default=0.0) for p, path in zip(probas, paths, strict=True)
-    ]
-    unsure = np.array(least) < SURE
-    keep = np.flatnonzero((lines >= 0) & (size >= PRINT_ROW))
+    keep = np.flatnonzero((lines >= 0) & (size >= PRINT_ROW)) if len(lines) else np.zeros(0, np.int64)
     if not len(keep):
         return set()
-    ids, line = np.unique(lines[keep], return_inverse=True)
-    printed = 2 * np.bincount(line, weights=unsure[keep]) >= np.bincount(line)
-    tall = h[keep] <= PRINT_TALL * line_medians(line, h[keep])[line]
-    return set(keep[printed[line] & tall].tolist())
+    h = np.array([lattices[k].blob.box[3] for k in keep])
+    unsure = np.array(
+        [min((float(probas[k][e].max()) for e in paths[k]), default=0.0) < SURE for k in keep], bool
+    )
+    _, line = np.unique(lines[keep], return_inverse=True)
+    n = int(line.max()) + 1
+    printed = 2 * np.bincount(line, weights=unsure, minlength=n) >= np.bincount(line, minlength=n)
+    letter = line_medians(line[unsure], h[unsure], n)  # the print's own height
+    drop = printed[line] & (unsure | (h <= PRINT_SURE_TALL * letter[line]))
+    return set(keep[drop].tolist())
 
 
 def _typical_heights(blobs: list[Blob]) -> dict[int, float]:
