@@ -24,6 +24,8 @@ EDGE = {
     "edgedigits.camera",
     "edgedigits.camera.ink",
     "edgedigits.camera.blobs",
+    "edgedigits.camera.rules",
+    "edgedigits.camera.text",
     "edgedigits.camera.segment",
     "edgedigits.camera.split",
     "edgedigits.camera.read",

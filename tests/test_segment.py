@@ -113,7 +113,7 @@ def test_text_lines_group_letters_by_row_and_word_spaces():
     """Boxes in two printed rows (x-height letters, ascenders and descenders, word spaces) and
     a row of digits: each printed row is one line, whatever its letters' heights; a gap wider
     than a word space starts another line; the digits are a line of their own."""
-    from edgedigits.camera.blobs import line_medians, text_lines
+    from edgedigits.camera.text import line_medians, text_lines
 
     boxes = []
     for top in (20, 60):  # two printed rows, letters 8 (x-height) to 12 px (ascenders) tall
@@ -327,7 +327,7 @@ def test_a_line_found_in_part_is_followed_along_its_ink_and_no_further():
     """Hough's random search can give a long line in part only; the fitted line is followed on,
     straight, for as long as its ink goes on (through a gap no wider than two pen strokes),
     and no further: a row of ink past a wider gap is no part of it."""
-    from edgedigits.camera.blobs import _Rule
+    from edgedigits.camera.rules import _Rule
 
     ink = np.zeros((120, 400), np.uint8)
     rows = np.round(40 + 0.05 * np.arange(300)).astype(int)  # a slightly tilted line, x 0-299

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edgedigits.camera.blobs import line_medians
 from edgedigits.camera.segment import (
     Blob,
     Box,
@@ -38,6 +37,7 @@ from edgedigits.camera.segment import (
     normalise_crop,
     union,
 )
+from edgedigits.camera.text import line_medians
 
 Classify = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> probabilities [N, 10]
 
