@@ -214,26 +214,29 @@ class _Rule:
         on with no gap wider than `gap` columns: Hough's random search can find a long line in
         part only (it lost the stretch under a row of digits), and the rest of the line then
         tied those digits into one blob too wide to be read. `ink`: the flattened frame."""
-        along = np.arange(cols)
+        first, last = int(self.c[0]), int(self.c[-1])
+        if first == 0 and last == cols - 1:  # the segment spans the frame already
+            return self
+        # the columns outside the segment, outward from either end
+        along = np.concatenate([np.arange(first - 1, -1, -1), np.arange(last + 1, cols)])
         row = np.round(_straight(self.c, self.centre.astype(np.float64), along)).astype(int)
-        inside = (row >= 1) & (row < rows - 1)
         at_row = np.clip(row, 1, rows - 2) * self.steps[0] + along * self.steps[1]
-        on = inside & (
+        on = ((row >= 1) & (row < rows - 1)) & (
             (ink[at_row] > 0) | (ink[at_row - self.steps[0]] > 0) | (ink[at_row + self.steps[0]] > 0)
         )
-        first, last = int(self.c[0]), int(self.c[-1])
-        before = _run(on[:first][::-1], gap)
-        after = _run(on[last + 1 :], gap)
+        before = _run(on[:first], gap)
+        after = _run(on[first:], gap)
         if not before and not after:
             return self
-        new = np.concatenate([np.arange(first - before, first), np.arange(last + 1, last + 1 + after)])
+        pick = np.concatenate([np.arange(before)[::-1], first + np.arange(after)])  # left to right
+        new, new_row = along[pick], row[pick]
         offsets = np.arange(-(self.edge - 1), self.edge)  # the band, as wide as fitted
-        band = np.clip(row[new][:, None] + offsets[None, :], 0, rows - 1) * self.steps[0]
+        band = np.clip(new_row[:, None] + offsets[None, :], 0, rows - 1) * self.steps[0]
         band += new[:, None] * self.steps[1]  # (new columns, offsets), flat indices
         k, j = np.nonzero(ink[band] > 0)
         flat = band[k, j]
         c = np.concatenate([new[:before], self.c, new[before:]])
-        centre = np.concatenate([row[new[:before]], self.centre, row[new[before:]]])
+        centre = np.concatenate([new_row[:before], self.centre, new_row[before:]])
         at = np.concatenate([self.at + before, np.where(k < before, k, k + len(self.c))])
         return _Rule(self.horizontal, c, centre, np.concatenate([self.flat, flat]), at, self.edge, self.steps)
 
