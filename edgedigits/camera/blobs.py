@@ -1,8 +1,8 @@
 """Ink to blobs: connected components judged alone (too big, too wide, cut by the frame edge,
 or in a fainter ink than the page's pen: dropped, never merged), after ruled lines, table
-rules and grids that digits are written on have been taken out of the ink; then broken
-strokes joined when the union still looks like one digit, over a grid index (linear in the
-blobs).
+rules and grids that digits are written on have been taken out of the ink (rules.py); the
+letters and words of lines of print dropped (text.py finds the lines); then broken strokes
+joined when the union still looks like one digit, over a grid index (linear in the blobs).
 """
 
 from __future__ import annotations
@@ -150,10 +150,9 @@ def _print(comps: _Components, line: np.ndarray) -> np.ndarray:
     (_letter_lines) with PRINT_OTHERS or more members too short or too wide to be a digit (a
     handwritten number's digits are each a digit's size), no taller than PRINT_TALL times the
     median height of those members (a pen digit written beside the print is taller, and stays,
-    however many of them the line holds). Print
-    that is no digit's size is dropped anyway; this takes the rest of its line, its
-    digit-sized words and letters. (A line of print whose members are all a digit's size is
-    told by the classifier: split._print_rows.)
+    however many of them the line holds). Print that is no digit's size is dropped anyway;
+    this takes the rest of its line, its digit-sized words and letters. (A line of print whose
+    members are all a digit's size is told by the classifier: split._print_rows.)
 
     Print about as dark as the pen defeats the split by ink (faint print goes with it): its
     words, read whole, are no digit, the splitter cut them into letters that read as digits

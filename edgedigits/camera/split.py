@@ -142,7 +142,8 @@ def read_blobs(
     second with every candidate piece of the unsure wide blobs, the third with those of the
     readings still unsure somewhere, cut again with leaning cuts beside the straight ones.
     The two later calls classify MOST_PIECES pieces at most, the least sure blobs first.
-    Without it, a blob is a digit."""
+    Blobs of a line of print (_print_rows) are not reported. Without `classify`, a blob is a
+    digit."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
