@@ -179,7 +179,7 @@ def read_blobs(
             lattices[k], probas[k] = lat, np.concatenate([proba, whole[k][1]])
         # a third call for the readings still unsure somewhere: the same cuts and, beside
         # them, cuts that lean with the writing
-        wide = [(k, height) for k, height in cut if _least(lattices[k], probas[k]) < SURE]
+        wide = [(k, height) for k, height in cut if _least(probas[k], lattices[k].best(probas[k])) < SURE]
     paths = [lat.best(proba) for lat, proba in zip(lattices, probas, strict=True)]
     printed = _print_rows(lattices, probas, paths)
     out = []
@@ -201,13 +201,11 @@ def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[l
     of each kind had more than 29% read below SURE; the lines of a page of small print 73-86%."""
     lines = np.array([lat.blob.line for lat in lattices], np.int64)
     size = np.array([lat.blob.line_size for lat in lattices])
-    keep = np.flatnonzero((lines >= 0) & (size >= PRINT_ROW)) if len(lines) else np.zeros(0, np.int64)
+    keep = np.flatnonzero((lines >= 0) & (size >= PRINT_ROW))
     if not len(keep):
         return set()
     h = np.array([lattices[k].blob.box[3] for k in keep])
-    unsure = np.array(
-        [min((float(probas[k][e].max()) for e in paths[k]), default=0.0) < SURE for k in keep], bool
-    )
+    unsure = np.array([_least(probas[k], paths[k]) < SURE for k in keep], bool)
     _, line = np.unique(lines[keep], return_inverse=True)
     n = int(line.max()) + 1
     printed = 2 * np.bincount(line, weights=unsure, minlength=n) >= np.bincount(line, minlength=n)
@@ -226,9 +224,9 @@ def _typical_heights(blobs: list[Blob]) -> dict[int, float]:
     return out
 
 
-def _least(lat: Lattice, proba: np.ndarray) -> float:
-    """The lowest confidence along the lattice's best reading."""
-    return min((float(proba[k].max()) for k in lat.best(proba)), default=0.0)
+def _least(proba: np.ndarray, path: list[int]) -> float:
+    """The lowest confidence along a reading (`path`: edges of the lattice proba belongs to)."""
+    return min((float(proba[e].max()) for e in path), default=0.0)
 
 
 def _classify(lattices: list[Lattice], classify: Classify) -> list[np.ndarray]:
