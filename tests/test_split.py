@@ -83,6 +83,46 @@ def test_ruled_pages_are_read(clf, digits):
     assert right >= 0.93 * total and false <= 0.03 * total, (right, false, total)
 
 
+def _labelled_row(clf, digits, label: str, seed: int, small: tuple[int, ...] = ()):
+    """A form's line: `label` printed as dark as the pen, a handwritten number 60 px tall
+    beside it, and `small` digits written 24 px tall before the label. (frame, truths)"""
+    x, y = digits
+    rng = np.random.default_rng(seed)
+    canvas = paper(160, 640, rng, uneven=False)
+    text = np.zeros((160, 640), np.uint8)
+    cv2.putText(text, label, (90, 112), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 2, cv2.LINE_AA)
+    canvas *= 1.0 - 0.7 * text / 255.0
+    idx = np.concatenate([_clear(clf, x, y, d)[seed % 3 : seed % 3 + 1] for d in (4, 0, 7, 1)])
+    truths, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 260, 40, 75, 0.25, rng)
+    if small:
+        idx = np.concatenate([_clear(clf, x, y, d)[seed % 3 : seed % 3 + 1] for d in small])
+        more, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 30, 88, 24, 0.3, rng)
+        truths += more
+    return np.clip(canvas, 0, 255).astype(np.uint8), truths
+
+
+def test_a_printed_label_beside_a_handwritten_number_is_no_digits(clf, digits):
+    """ "Total" printed black beside a pen number: its letters cut apart read as digits (o as 0,
+    l as 1), but a, e read as no digit and the line is a third of the digits' height (_labels)."""
+    false = right = total = 0
+    for seed, label in enumerate(("Total", "Date", "phone", "amount", "the", "write", "received")):
+        frame, truths = _labelled_row(clf, digits, label, seed)
+        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        false, right, total = false + f, right + r, total + n
+    assert false == 0 and right == total, (false, right, total)
+
+
+def test_small_handwritten_digits_beside_big_ones_stay(clf, digits):
+    """Digits a third as tall as a number beside them and in its band of height, none read
+    below NO_DIGIT (as a letter is): no label, all read."""
+    right = total = 0
+    for seed, small in enumerate(((2, 0), (3, 8), (6, 9, 0), (4, 7))):
+        frame, truths = _labelled_row(clf, digits, "", seed, small)
+        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        right, total = right + r - f, total + n
+    assert right == total, (right, total)
+
+
 def test_dark_print_is_no_digits_and_a_handwritten_number_among_it_is(clf, digits):
     """Print as dark as the pen, its words each a digit's size and read as no digit, or cut,
     as digits: no digit is reported in its lines. An 11-digit number written joined below it

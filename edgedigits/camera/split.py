@@ -71,6 +71,9 @@ MIN_INK = 0.25  # ... and holds this share of a digit's ink at least (a 1 holds 
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
 PRINT_ROW = 6  # a line of this many blobs, half of them read below SURE, is print ...
 PRINT_SURE_TALL = 1.5  # ... and of its blobs read surely, those this many times its print's height
+LABEL_SMALL = 0.5  # a printed label beside digits is at most this share of their height ...
+LABEL_NEAR = 3.0  # ... and within this many of their heights of them (_labels) ...
+NO_DIGIT = 0.5  # ... and holds a letter: a piece read below this (the camera's default cut)
 # candidate pieces classified per frame after the first call (~65 us each with the crop, one
 # core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
 MOST_PIECES = 256
@@ -156,8 +159,8 @@ def read_blobs(
     of the readings still unsure somewhere, cut again with leaning cuts beside the straight ones
     (a piece the second call read is not read again).
     The two later calls classify MOST_PIECES pieces at most, the least sure blobs first.
-    Blobs of a line of print (_print_rows) are not reported. Without `classify`, a blob is a
-    digit."""
+    Blobs of a line of print (_print_rows) and of a printed label beside digits (_labels) are
+    not reported. Without `classify`, a blob is a digit."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
@@ -185,8 +188,8 @@ def read_blobs(
             made = dict(zip(lattices[k].keys, lattices[k].pieces, strict=True)) if lean else {}
             lat = _cuts(lattices[k].blob, labels, darkness, height, lean, made)
             new = [e for e, key in enumerate(lat.keys) if key not in known]
-            if len(new) > budget:  # this blob keeps the reading it has
-                continue
+            if len(new) > budget:  # the rest keep the readings they have: cutting costs too
+                break
             budget -= len(new)
             cut.append((k, height, lat))
             todo += [(k, lat.keys[e], lat.pieces[e][1]) for e in new]
@@ -205,6 +208,7 @@ def read_blobs(
         wide = [(k, height) for k, height, lat in cut if _least(probas[k], lat.best(probas[k])) < SURE]
     paths = [lat.best(proba) for lat, proba in zip(lattices, probas, strict=True)]
     printed = _print_rows(lattices, probas, paths)
+    printed |= _labels(lattices, probas, paths, printed)
     out = []
     for k, (lat, proba, path) in enumerate(zip(lattices, probas, paths, strict=True)):
         if k not in printed:
@@ -235,6 +239,36 @@ def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[l
     letter = line_medians(line[unsure], h[unsure], n)  # the print's own height
     drop = printed[line] & (unsure | (h <= PRINT_SURE_TALL * letter[line]))
     return set(keep[drop].tolist())
+
+
+def _labels(
+    lattices: list[Lattice], probas: list[np.ndarray], paths: list[list[int]], printed: set[int]
+) -> set[int]:
+    """Lattices that are a printed label beside handwritten digits ("Total", "Date:"): a line
+    of text read as two or more digits, one of them below NO_DIGIT (a letter: w, e, a; a small
+    handwritten 0 that reads 0.7 is no letter), whose middle lies within the height of a digit
+    read surely beside it (within LABEL_NEAR of its height to either side) at least 1 /
+    LABEL_SMALL times as tall as the line. Its blobs no taller than PRINT_SURE_TALL times its
+    median go: the letters read as digits (o as 0, l as 1) with the rest."""
+    lines: dict[int, list[int]] = {}
+    for k, lat in enumerate(lattices):
+        if k not in printed and lat.blob.line >= 0:
+            lines.setdefault(lat.blob.line, []).append(k)
+    sure = [k for k in range(len(lattices)) if paths[k] and _least(probas[k], paths[k]) >= SURE]
+    if not sure:
+        return set()
+    dx, dy, dw, dh = np.array([lattices[k].blob.box for k in sure], np.float64).T
+    out: set[int] = set()
+    for ks in lines.values():
+        conf = [float(probas[k][e].max()) for k in ks for e in paths[k]]
+        if len(conf) < 2 or min(conf) >= NO_DIGIT:
+            continue
+        x, y, w, h = np.array([lattices[k].blob.box for k in ks], np.float64).T
+        x0, x1, middle, tall = x.min(), (x + w).max(), (y.min() + (y + h).max()) / 2, float(np.median(h))
+        near = np.maximum(dx - x1, x0 - (dx + dw)) <= LABEL_NEAR * dh
+        if np.any(near & (dy <= middle) & (middle <= dy + dh) & (tall <= LABEL_SMALL * dh)):
+            out.update(k for k in ks if lattices[k].blob.box[3] <= PRINT_SURE_TALL * tall)
+    return out
 
 
 def _typical_heights(blobs: list[Blob]) -> dict[int, float]:
