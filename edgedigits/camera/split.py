@@ -469,7 +469,7 @@ def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
         if len(paths) - straight >= MOST_LEAN:
             break
         path = _trace(total, end)
-        if all(np.abs(path - p).mean() > 2 for p in paths):  # not one tried already, nor close
+        if not paths or np.abs(np.stack(paths) - path).mean(axis=1).min() > 2:  # none tried, nor close
             paths.append(path)
     return sorted(paths, key=lambda p: float(p.mean()))
 
