@@ -8,13 +8,14 @@ joined. A blob as wide as several digits gets a node at every valley of its ink 
 profile and an edge between any two nodes a digit's width apart, so "1636" can be cut
 narrow-wide-wide-wide (only when the whole blob's reading is unsure: a second batch). Where
 that reading is still unsure somewhere, cuts that lean with the writing join the straight ones
-(a third batch): slanted digits that overlap come apart along the gap between them.
+(a third batch): slanted digits that overlap come apart along the gap between them, and the
+cheapest paths of all part digits that overlap with no valley between them.
 Each edge scores log(top probability) minus a cut cost (fewer digits unless clearly better;
-none between two blobs that are apart already), a cost per stroke its cut path crosses (two
-digits that touch meet in a stroke or two; a 1 carved out of a 0 and a 5 cuts four) and a
-penalty for a piece wider than most digits of the label it reads as; dynamic programming
-picks the best path. The pieces of the straight cuts are read once: the leaning pass reads
-only what it adds.
+none between two blobs that are apart already), a cost per stroke and per loop its cut path
+crosses (two digits that touch meet in a stroke or two; a 1 carved out of a 0 and a 5 cuts
+four; a cut through a wide 0 crosses its loop) and a penalty for a piece wider than most
+digits of the label it reads as; dynamic programming picks the best path. The pieces of the
+straight cuts are read once: the leaning pass reads only what it adds.
 The model must give low confidence to what is not one digit (train --outliers).
 """
 
