@@ -255,15 +255,19 @@ def _labels(
     for k, lat in enumerate(lattices):
         if k not in printed and lat.blob.line >= 0:
             lines.setdefault(lat.blob.line, []).append(k)
+    candidates = []  # lines read as two or more digits, one of them a letter
+    for ks in lines.values():
+        conf = [float(probas[k][e].max()) for k in ks for e in paths[k]]
+        if len(conf) >= 2 and min(conf) < NO_DIGIT:
+            candidates.append(ks)
+    if not candidates:  # most frames: no letter in any line
+        return set()
     sure = [k for k in range(len(lattices)) if paths[k] and _least(probas[k], paths[k]) >= SURE]
     if not sure:
         return set()
     dx, dy, dw, dh = np.array([lattices[k].blob.box for k in sure], np.float64).T
     out: set[int] = set()
-    for ks in lines.values():
-        conf = [float(probas[k][e].max()) for k in ks for e in paths[k]]
-        if len(conf) < 2 or min(conf) >= NO_DIGIT:
-            continue
+    for ks in candidates:
         x, y, w, h = np.array([lattices[k].blob.box for k in ks], np.float64).T
         x0, x1, middle, tall = x.min(), (x + w).max(), (y.min() + (y + h).max()) / 2, float(np.median(h))
         near = np.maximum(dx - x1, x0 - (dx + dw)) <= LABEL_NEAR * dh
