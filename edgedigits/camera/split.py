@@ -335,11 +335,11 @@ def _cuts(
         ink = cv2.resize(ink, (max(1, ink.shape[1] // f), ink.shape[0] // f), interpolation=cv2.INTER_AREA)
         height /= f
     w = ink.shape[1]
-    paths = _seams(ink, MOST_CUTS, lean)
+    core, loops = _strokes_and_loops(ink)
+    paths = _seams(ink, MOST_CUTS, lean, (core, loops))
     nodes = [np.zeros(ink.shape[0], np.intp), *paths, np.full(ink.shape[0], w, np.intp)]
     where = [float(p.mean()) for p in nodes]
     spans = [(int(p.min()), int(p.max())) for p in nodes]  # the columns each path runs in
-    core, loops = _strokes_and_loops(ink)
     rows = np.arange(ink.shape[0])
     crossed = [0.0] + [_crossed(core, loops, rows, np.minimum(p, w - 1)) for p in paths] + [0.0]
     lat = Lattice(end=len(nodes) - 1, blob=blob, cost=CUT_COST, crossed=crossed)
@@ -429,7 +429,9 @@ def _holes(core: np.ndarray) -> list[np.ndarray]:
     return loops
 
 
-def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
+def _seams(
+    ink: np.ndarray, most: int, lean: bool, masks: tuple[np.ndarray, np.ndarray] | None = None
+) -> list[np.ndarray]:
     """Cut paths, each a column per row, left to right: a straight cut down each of up to
     `most` valleys of the ink column profile and, with `lean`, up to MOST_LEAN paths that
     lean one column per row at most (a path's cost: the ink pixels it crosses plus DRIFT_COST
@@ -446,7 +448,7 @@ def _seams(ink: np.ndarray, most: int, lean: bool) -> list[np.ndarray]:
     through rims alone is free (counting them left no column of such a pair cheaper than a
     stroke, and no cut between them)."""
     h, w = ink.shape
-    core, loops = _strokes_and_loops(ink)
+    core, loops = masks if masks is not None else _strokes_and_loops(ink)  # the caller's, if it has them
     cost = (core | loops).astype(np.float32)
     ends = _valleys(ink > 0, most)
     crossed = cost[:, ends].sum(axis=0)
