@@ -164,6 +164,43 @@ def test_a_blurred_word_read_as_five_digits_one_a_letter_is_no_digits(clf, digit
     assert (false == 0) == (word_pieces < 99), false
 
 
+def _print_page(clf, digits, seed):
+    """Two lines of blurred print, then "only", "by", "of" printed before three pen numbers
+    twice their height, then a pen number as small as the print, its digits apart."""
+    x, y = digits
+    rng = np.random.default_rng(seed)
+    canvas = paper(420, 900, rng, uneven=False)
+    for row in range(2):
+        _printed(canvas, " ".join(rng.choice(synth_pages.WORDS, 9)), (10, 40 + 36 * row), 0.8, 1.0)
+    truths = []
+    for row, word in enumerate(("only", "by", "of")):
+        _printed(canvas, word, (30 + 300 * row, 190), 0.8, 1.0)
+        idx = np.concatenate([_clear(clf, x, y, d)[row : row + 1] for d in rng.choice(10, 3, replace=False)])
+        truths += synth_pages._row_of_digits(canvas, x[idx], y[idx], 100 + 300 * row, 140, 56, 0.25, rng)[0]
+    idx = np.concatenate([_clear(clf, x, y, d)[seed % 3 : seed % 3 + 1] for d in (3, 8, 5, 0)])
+    truths += synth_pages._row_of_digits(canvas, x[idx], y[idx], 60, 300, 26, 0.5, rng)[0]
+    return np.clip(canvas + rng.normal(0, 2, canvas.shape), 0, 255).astype(np.uint8), truths
+
+
+def test_a_word_as_tall_as_the_pages_print_is_no_digits(clf, digits, monkeypatch):
+    """ "only", "by", "of" blur into one blob each, read as 0 1 1 with no letter among them:
+    as tall as the page's print, they are words of it (_print_sized). Without the rule, 12
+    false detections on these pages; with it none, and no pen digit lost, not even those of
+    the number as small as the print (its digits are apart: one each)."""
+    like = split.PRINT_LIKE
+    read = {}
+    for value in (like, -1.0):  # -1: no blob is as tall as the print
+        monkeypatch.setattr(split, "PRINT_LIKE", value)
+        false = right = 0
+        for seed in range(4):
+            frame, truths = _print_page(clf, digits, seed)
+            _, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+            false, right = false + f, right + r
+        read[value] = (right, false)
+    assert read[like][1] == 0 and read[-1.0][1] >= 5, read
+    assert read[like][0] == read[-1.0][0] >= 46, read
+
+
 def test_small_handwritten_digits_beside_big_ones_stay(clf, digits):
     """Digits a third as tall as a number beside them and in its band of height, none read
     below NO_DIGIT (as a letter is): no label, all read."""
@@ -407,7 +444,7 @@ def test_joining_is_not_quadratic(monkeypatch):
                 mask[y0 : y0 + 24, x0 : x0 + 3] = 255  # a digit-tall stroke
                 mask[y0 + 27 : y0 + 30, x0 : x0 + 6] = 255  # and a loose fragment under it
         calls.clear()
-        blobs, _ = seg.find_blobs(mask, mask)
+        blobs, _, _ = seg.find_blobs(mask, mask)
         assert len(blobs) == side * side  # every fragment joined to its stroke
         counts[n] = len(calls)
     assert counts[1600] <= 8 * 1.5 * counts[200]  # 8x the blobs: ~8x the work, not 64x

@@ -19,6 +19,7 @@ from edgedigits.camera.ink import Box, SegmentConfig
 from edgedigits.camera.rules import find_rules, slivers
 from edgedigits.camera.text import line_medians, text_lines
 
+PRINT_PAGE = 6  # components dropped as print from which the page holds print (find_blobs)
 PRINT_OTHERS = 3  # letters and words no digit's size that make a row of them a line of print
 PRINT_TALL = 1.8  # its letters and words are at most this many times its median letter height
 
@@ -36,8 +37,10 @@ class Blob:
 
 def find_blobs(
     mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig | None = None
-) -> tuple[list[Blob], np.ndarray]:
-    """Ink components judged alone, broken strokes joined -> (digit-sized blobs, labels).
+) -> tuple[list[Blob], np.ndarray, float]:
+    """Ink components judged alone, broken strokes joined -> (digit-sized blobs, labels, the
+    height of the page's print: the median height of the components dropped as print, 0 where
+    fewer than PRINT_PAGE were).
 
     Lines the digits are written on (ruled paper, a form's rules, a grid) are taken out
     first, so the digits touching them come apart (_lines). When the page holds two inks
@@ -60,7 +63,9 @@ def find_blobs(
         pen = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
         comps = _components(pen, darkness, config)
     line, size = _letter_lines(comps)
-    comps.sized &= ~_print(comps, line)  # letters and words of lines of print (as dark as the pen)
+    printed = _print(comps, line)  # letters and words of lines of print (as dark as the pen)
+    comps.sized &= ~printed
+    print_height = float(np.median(comps.stats[printed, 3])) if printed.sum() >= PRINT_PAGE else 0.0
     x, y, bw, bh, area = comps.stats.T
     whole: list[Blob] = []
     pieces: list[Blob] = []
@@ -76,7 +81,7 @@ def find_blobs(
         and _fill(b) >= config.min_fill
         and not _solid(_fill(b), b.box[2], b.box[3], comps.pen, config)
     ]
-    return sorted(keep, key=lambda b: (b.box[1] // max(1, b.box[3]), b.box[0])), comps.labels
+    return sorted(keep, key=lambda b: (b.box[1] // max(1, b.box[3]), b.box[0])), comps.labels, print_height
 
 
 @dataclass

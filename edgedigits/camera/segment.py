@@ -99,6 +99,7 @@ class Located:
     blobs: list[Blob]
     labels: np.ndarray  # component labels (H, W) at working resolution
     darkness: np.ndarray  # grey-level ink (H, W) at working resolution
+    print_height: float = 0.0  # the page's print, at working resolution (0: none; find_blobs)
 
     def to_source(self, box: Box) -> Box:
         if self.scale >= 1.0:
@@ -121,10 +122,10 @@ def locate(
     t1 = time.perf_counter()
     darkness, mask = ink_maps(gray, config)
     t2 = time.perf_counter()
-    blobs, labels = find_blobs(mask, darkness, config)
+    blobs, labels, print_height = find_blobs(mask, darkness, config)
     if timings is not None:
         timings.update(gray=(t1 - t0) * 1e3, ink=(t2 - t1) * 1e3, boxes=(time.perf_counter() - t2) * 1e3)
-    return Located(scale, blobs, labels, darkness)
+    return Located(scale, blobs, labels, darkness, print_height)
 
 
 def segment(
@@ -149,7 +150,7 @@ def segment(
 
 def find_boxes(mask: np.ndarray, config: SegmentConfig | None = None) -> list[Box]:
     """Boxes of the digit-sized blobs of a mask (its own ink as darkness), unsplit."""
-    blobs, _ = find_blobs(mask, mask, config)
+    blobs, _, _ = find_blobs(mask, mask, config)
     return [b.box for b in blobs]
 
 
