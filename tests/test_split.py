@@ -198,7 +198,7 @@ def test_a_word_as_tall_as_the_pages_print_is_no_digits(clf, digits, monkeypatch
             false, right = false + f, right + r
         read[value] = (right, false)
     assert read[like][1] == 0 and read[-1.0][1] >= 5, read
-    assert read[like][0] == read[-1.0][0] >= 46, read
+    assert read[like][0] >= read[-1.0][0] >= 46, read
 
 
 def test_small_handwritten_digits_beside_big_ones_stay(clf, digits):
@@ -262,6 +262,61 @@ def test_small_dark_print_is_no_digits(clf, digits):
     found = process_frame(np.clip(canvas, 0, 255).astype(np.uint8), clf, None, 0.5)["digits"]
     assert [d for d in found if d["box"][1] < 250] == []
     assert score_detections(truths, found)[1] == 4
+
+
+def _print_page_of(clf, digits, rows=8):
+    """`rows` lines of print as dark as the pen, 16 words each, over a pen number: its letters
+    are digit-sized, so no line is found print before they are read. (frame, truths)"""
+    x, y = digits
+    rng = np.random.default_rng(8)
+    canvas = paper(rows * 36 + 140, 1000, rng, uneven=False)
+    text = np.zeros(canvas.shape, np.uint8)
+    for row in range(rows):
+        words = " ".join(rng.choice(synth_pages.WORDS, 16))
+        cv2.putText(text, words, (10, 25 + 36 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.67, 255, 2, cv2.LINE_AA)
+    canvas *= 1.0 - 0.6 * cv2.GaussianBlur(text, (0, 0), 0.6) / 255.0
+    idx = np.concatenate([_clear(clf, x, y, d)[:1] for d in (3, 0, 0, 2)])
+    truths, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 100, rows * 36 + 20, 70, 0.2, rng)
+    return np.clip(canvas, 0, 255).astype(np.uint8), truths
+
+
+def test_long_lines_of_print_are_found_by_reading_a_few_letters(clf, digits, monkeypatch):
+    """Lines of print whose letters are a digit's size: each line is probed, 8 letters read,
+    and found print before its letters are joined, cropped or read (blobs._probe_print). The
+    frame classifies under half the crops it did (every letter, then the splitter's pieces of
+    the words; a benchmark page of 1,470 letters took ~150 ms on one core where the bound is
+    30 ms); nothing in the print is reported either way, and the pen digits are read."""
+    frame, truths = _print_page_of(clf, digits)
+    crops = {}
+    for long_line in (blob_stage.LONG_LINE, 10**6):  # 10**6: no line is long enough to probe
+        monkeypatch.setattr(blob_stage, "LONG_LINE", long_line)
+        sizes = []
+
+        def counting(images, sizes=sizes):
+            sizes.append(len(images))
+            return clf.predict_proba(images)
+
+        found = [d for d in detect(frame, counting) if d.proba.max() >= 0.5]
+        crops[long_line] = sum(sizes)
+        assert [d for d in found if d.box[1] + d.box[3] < truths[0].box[1]] == [], long_line
+        read = [{"label": int(d.proba.argmax()), "box": d.box} for d in found]
+        assert score_detections(truths, read)[1] == 4, long_line
+    assert 2 * min(crops.values()) < max(crops.values()) == crops[10**6], crops
+
+
+def test_a_long_line_of_handwritten_digits_is_read(clf, digits):
+    """28 pen digits in one line of text, apart: the line is long enough to be probed, and its
+    digits read surely, so it is no print."""
+    x, y = digits
+    rng = np.random.default_rng(4)
+    canvas = paper(200, 1500, rng, uneven=False)
+    idx = np.concatenate([_clear(clf, x, y, d)[k : k + 1] for k in range(3) for d in range(10)])[:28]
+    truths, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 20, 60, 44, 0.12, rng)
+    frame = np.clip(canvas + rng.normal(0, 2, canvas.shape), 0, 255).astype(np.uint8)
+    located = seg.locate(frame)
+    assert max(b.line_size for b in located.blobs) >= blob_stage.LONG_LINE
+    n, right, false = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+    assert right >= n - 1 and false == 0, (right, n, false)
 
 
 def test_a_leaning_cut_runs_between_slanted_strokes_no_straight_cut_can_part():

@@ -19,6 +19,7 @@ makes the MNIST inputs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -109,9 +110,14 @@ class Located:
 
 
 def locate(
-    frame: np.ndarray, config: SegmentConfig | None = None, timings: dict[str, float] | None = None
+    frame: np.ndarray,
+    config: SegmentConfig | None = None,
+    timings: dict[str, float] | None = None,
+    classify: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Located:
-    """Frame -> digit-sized blobs. `timings` receives ms for the gray, ink and boxes stages."""
+    """Frame -> digit-sized blobs. `timings` receives ms for the gray, ink and boxes stages.
+    With `classify`, long lines of print are found by reading a few of their letters
+    (blobs._probe_print)."""
     config = config or SegmentConfig()
     t0 = time.perf_counter()
     gray = to_gray(frame)
@@ -122,7 +128,7 @@ def locate(
     t1 = time.perf_counter()
     darkness, mask = ink_maps(gray, config)
     t2 = time.perf_counter()
-    blobs, labels, print_height = find_blobs(mask, darkness, config)
+    blobs, labels, print_height = find_blobs(mask, darkness, config, classify)
     if timings is not None:
         timings.update(gray=(t1 - t0) * 1e3, ink=(t2 - t1) * 1e3, boxes=(time.perf_counter() - t2) * 1e3)
     return Located(scale, blobs, labels, darkness, print_height)

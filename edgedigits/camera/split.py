@@ -82,10 +82,11 @@ NO_DIGIT = 0.5  # ... and holds a letter: a piece read below this (the camera's 
 # "3740" whose bold 0 was cut in two); at 6, dark print kept half again as many false digits
 WORD_PIECES = 5
 # a blob read as two digits or more, as tall as the page's print within this share of its
-# height, is a word of it: on 60 development pages each of dark print (seeds 11 and 12),
-# 0.023 -> 0.003 and 0.049 -> 0.005 false detections per digit at 0.25, 0.006 at 0.2, 0.003
-# at 0.35; every other kind and the real pages read the same
-PRINT_LIKE = 0.25
+# height, is a word of it (its median: a word with an ascender and a descender is ~1.3x):
+# on 60 development pages each of dark print (seeds 11 and 12), 0.023 -> 0.003 and 0.049 ->
+# 0.005 false detections per digit at 0.25 and at 0.35, 0.006 at 0.2 (seed 11); every other
+# kind and the real pages read the same. At 0.35 the words with both are not cut either
+PRINT_LIKE = 0.35
 # candidate pieces classified per frame after the first call (~65 us each with the crop, one
 # core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
 MOST_PIECES = 256
@@ -147,7 +148,7 @@ def detect(
     carries its probabilities; boxes are in frame pixels. `timings` receives ms for gray,
     ink, boxes and read (crops + classify)."""
     config = config or SegmentConfig()
-    located = locate(frame, config, timings)
+    located = locate(frame, config, timings, classify)
     t0 = time.perf_counter()
     out = read_blobs(located.blobs, located.labels, located.darkness, config, classify, located.print_height)
     for det in out:
@@ -184,13 +185,17 @@ def read_blobs(
     lattices = [_lattice(unit, blobs, labels, darkness) for unit in _units(blobs)]
     probas = _classify(lattices, classify)
     wide = []  # (lattice index, the height its digits are measured against)
+    words = set()  # wide, unsure and as tall as the page's print: a word of it, not cut
     for k, lat in enumerate(lattices):
         if len(lat.pieces) == 1 and float(probas[k].max()) < SURE:
             blob = lat.blob
             usual = typical.get(blob.line, typical[-1])
             height = usual if blob.box[3] > 1.4 * usual else blob.box[3]  # tall: in typical digits
             if blob.box[2] >= SPLIT_FROM * height:
-                wide.append((k, height))
+                if _print_tall(blob, print_height):
+                    words.add(k)
+                else:
+                    wide.append((k, height))
     whole = {k: (lattices[k].pieces[0], probas[k]) for k, _ in wide}
     wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
     budget = MOST_PIECES
@@ -223,7 +228,7 @@ def read_blobs(
     paths = [lat.best(proba) for lat, proba in zip(lattices, probas, strict=True)]
     printed = _print_rows(lattices, probas, paths)
     printed |= _words(probas, paths)
-    printed |= _print_sized(lattices, paths, print_height)
+    printed |= _print_sized(lattices, paths, print_height) | words
     printed |= _labels(lattices, probas, paths, printed)
     out = []
     for k, (lat, proba, path) in enumerate(zip(lattices, probas, paths, strict=True)):
@@ -276,15 +281,15 @@ def _print_sized(lattices: list[Lattice], paths: list[list[int]], print_height: 
     """Lattices read as two digits or more whose blob is as tall as the page's print (within
     PRINT_LIKE of `print_height`, the median height of the components blobs.find_blobs dropped
     as print): a word of that print, its letters blurred into one blob ("only", "by", "of"
-    read as 0, 1, 1 with no letter among them). A number written joined as small as the page's
-    print would go too; a lone digit of its height stays."""
-    if print_height <= 0:
-        return set()
-    return {
-        k
-        for k, lat in enumerate(lattices)
-        if len(paths[k]) >= 2 and abs(lat.blob.box[3] - print_height) <= PRINT_LIKE * print_height
-    }
+    read as 0, 1, 1 with no letter among them). read_blobs does not cut a blob of that height
+    that reads unsure and is wide: a word, dropped uncut. A number written joined as small as
+    the page's print would go too; a lone digit of its height stays."""
+    return {k for k, lat in enumerate(lattices) if len(paths[k]) >= 2 and _print_tall(lat.blob, print_height)}
+
+
+def _print_tall(blob: Blob, print_height: float) -> bool:
+    """As tall as the page's print (within PRINT_LIKE of its height; never on a page with none)."""
+    return print_height > 0 and abs(blob.box[3] - print_height) <= PRINT_LIKE * print_height
 
 
 def _labels(
