@@ -20,6 +20,10 @@ from edgedigits.camera.ink import Box, SegmentConfig
 from edgedigits.camera.rules import find_rules, slivers
 from edgedigits.camera.text import line_medians, text_lines
 
+# (component labels, [(box, component label)]) -> probabilities [N, 10], each component read
+# whole (segment.locate makes one from a classifier)
+Read = Callable[[np.ndarray, list[tuple[Box, int]]], np.ndarray]
+
 PRINT_PAGE = 6  # components dropped as print from which the page holds print (find_blobs)
 PRINT_OTHERS = 3  # letters and words no digit's size that make a row of them a line of print
 PRINT_TALL = 1.8  # its letters and words are at most this many times its median letter height
@@ -47,12 +51,12 @@ def find_blobs(
     mask: np.ndarray,
     darkness: np.ndarray,
     config: SegmentConfig | None = None,
-    classify: Callable[[np.ndarray], np.ndarray] | None = None,
+    read: Read | None = None,
 ) -> tuple[list[Blob], np.ndarray, float]:
     """Ink components judged alone, broken strokes joined -> (digit-sized blobs, labels, the
     height of the page's print: the median height of the components dropped as print, 0 where
-    fewer than PRINT_PAGE were). With `classify` (float32 [N, 28, 28] -> probabilities), long
-    lines of text are probed for print first (_probe_print).
+    fewer than PRINT_PAGE were). With `read`, long lines of text are probed for print first
+    (_probe_print).
 
     Lines the digits are written on (ruled paper, a form's rules, a grid) are taken out
     first, so the digits touching them come apart (_lines). When the page holds two inks
@@ -76,8 +80,8 @@ def find_blobs(
         comps = _components(pen, darkness, config)
     line, size = _letter_lines(comps)
     printed = _print(comps, line)  # letters and words of lines of print (as dark as the pen)
-    if classify is not None:
-        printed |= _probe_print(comps, line, size, darkness, classify, printed)
+    if read is not None:
+        printed |= _probe_print(comps, line, size, read, printed)
     comps.sized &= ~printed
     print_height = float(np.median(comps.stats[printed, 3])) if printed.sum() >= PRINT_PAGE else 0.0
     x, y, bw, bh, area = comps.stats.T
@@ -194,8 +198,7 @@ def _probe_print(
     comps: _Components,
     line: np.ndarray,
     size: np.ndarray,
-    darkness: np.ndarray,
-    classify: Callable[[np.ndarray], np.ndarray],
+    read: Read,
     printed: np.ndarray,
 ) -> np.ndarray:
     """[n] components of long lines of print: in each line of LONG_LINE letter-sized components
@@ -205,8 +208,6 @@ def _probe_print(
     times their median height go before they are joined, cropped or read (a pen digit written
     in the line is taller and stays). The rule of split._print_rows, on a sample: a line of
     handwritten digits reads surely, even one of 24 or more."""
-    from edgedigits.camera.segment import blob_ink, normalise_crop  # segment imports this module
-
     out = np.zeros(len(line), bool)
     found = np.bincount(line[printed & (line >= 0)], minlength=len(size))
     long = np.flatnonzero((size >= LONG_LINE) & (found == 0))
@@ -225,15 +226,8 @@ def _probe_print(
         probes += [(k, int(i)) for i in members[step // 2 :: step][:PROBES]]
     if not probes:
         return out
-    crops = np.stack(
-        [
-            normalise_crop(
-                blob_ink((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], comps.labels, darkness)
-            )
-            for _, i in probes
-        ]
-    )
-    sure = np.asarray(classify(crops), np.float32).max(axis=1) >= PROBE_SURE
+    boxes = [((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), i + 1) for _, i in probes]
+    sure = np.asarray(read(comps.labels, boxes), np.float32).max(axis=1) >= PROBE_SURE
     for k in letter:
         mine = [j for j, (kk, _) in enumerate(probes) if kk == k]
         if 2 * sum(not sure[j] for j in mine) >= len(mine):

@@ -128,7 +128,15 @@ def locate(
     t1 = time.perf_counter()
     darkness, mask = ink_maps(gray, config)
     t2 = time.perf_counter()
-    blobs, labels, print_height = find_blobs(mask, darkness, config, classify)
+    read = None
+    if classify is not None:
+
+        def read(labels: np.ndarray, items: list[tuple[Box, int]]) -> np.ndarray:
+            return classify(
+                np.stack([normalise_crop(blob_ink(box, [part], labels, darkness)) for box, part in items])
+            )
+
+    blobs, labels, print_height = find_blobs(mask, darkness, config, read)
     if timings is not None:
         timings.update(gray=(t1 - t0) * 1e3, ink=(t2 - t1) * 1e3, boxes=(time.perf_counter() - t2) * 1e3)
     return Located(scale, blobs, labels, darkness, print_height)
