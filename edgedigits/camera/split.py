@@ -82,11 +82,12 @@ NO_DIGIT = 0.5  # ... and holds a letter: a piece read below this (the camera's 
 # "3740" whose bold 0 was cut in two); at 6, dark print kept half again as many false digits
 WORD_PIECES = 5
 # a blob read as two digits or more, as tall as the page's print within this share of its
-# height, is a word of it (its median: a word with an ascender and a descender is ~1.3x):
-# on 60 development pages each of dark print (seeds 11 and 12), 0.023 -> 0.003 and 0.049 ->
-# 0.005 false detections per digit at 0.25 and at 0.35, 0.006 at 0.2 (seed 11); every other
-# kind and the real pages read the same. At 0.35 the words with both are not cut either
-PRINT_LIKE = 0.35
+# height, is a word of it: on 60 development pages each of dark print (seeds 11 and 12),
+# 0.023 -> 0.003 and 0.049 -> 0.005 false detections per digit at 0.25 and at 0.35, 0.006 at
+# 0.2 (seed 11); every other kind and the real pages read the same. 0.35 would also spare the
+# splitter the words with an ascender and a descender (~1.3x), but take a number written
+# joined 1.3x as tall as a form's print, which small handwriting is
+PRINT_LIKE = 0.25
 # candidate pieces classified per frame after the first call (~65 us each with the crop, one
 # core): whatever a frame holds, the splitter's time is bounded; the least sure blobs go first
 MOST_PIECES = 256
