@@ -201,6 +201,28 @@ def test_a_word_as_tall_as_the_pages_print_is_no_digits(clf, digits, monkeypatch
     assert read[like][0] >= read[-1.0][0] >= 46, read
 
 
+def test_a_number_written_joined_a_little_taller_than_the_print_is_read(clf, digits):
+    """Two lines of print (median height 21 px) above a number written joined, 25 px tall:
+    read as several digits, it is no word of the print (PRINT_LIKE 0.25; at 0.35 one of these
+    four numbers went whole)."""
+    x, y = digits
+    right = false = total = 0
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        canvas = paper(300, 900, rng, uneven=False)
+        for row in range(2):
+            _printed(canvas, " ".join(rng.choice(synth_pages.WORDS, 9)), (10, 40 + 36 * row), 0.8, 1.0)
+        idx = np.concatenate(
+            [_clear(clf, x, y, d)[seed % 3 : seed % 3 + 1] for d in rng.choice(10, 4, replace=False)]
+        )
+        truths, _ = synth_pages._row_of_digits(canvas, x[idx], y[idx], 100, 150, 25, -0.06, rng)
+        frame = np.clip(canvas + rng.normal(0, 2, canvas.shape), 0, 255).astype(np.uint8)
+        assert seg.locate(frame, classify=clf.predict_proba).print_height > 0  # the page holds print
+        n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        right, false, total = right + r, false + f, total + n
+    assert right == total and false == 0, (right, total, false)
+
+
 def test_small_handwritten_digits_beside_big_ones_stay(clf, digits):
     """Digits a third as tall as a number beside them and in its band of height, none read
     below NO_DIGIT (as a letter is): no label, all read."""
