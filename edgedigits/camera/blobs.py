@@ -1,8 +1,9 @@
 """Ink to blobs: connected components judged alone (too big, too wide, cut by the frame edge,
 or in a fainter ink than the page's pen: dropped, never merged), after ruled lines, table
 rules and grids that digits are written on have been taken out of the ink (rules.py); the
-letters and words of lines of print dropped (text.py finds the lines); then broken strokes
-joined when the union still looks like one digit, over a grid index (linear in the blobs).
+letters and words of lines of print dropped (text.py finds the lines; a long line whose
+letters are a digit's size is told by reading a few of them); then broken strokes joined when
+the union still looks like one digit, over a grid index (linear in the blobs).
 """
 
 from __future__ import annotations

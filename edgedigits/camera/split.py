@@ -17,6 +17,8 @@ four; a cut through a wide 0 crosses its loop) and a penalty for a piece wider t
 digits of the label it reads as; dynamic programming picks the best path. The pieces of the
 straight cuts are read once: the leaning pass reads only what it adds.
 The model must give low confidence to what is not one digit (train --outliers).
+Print is not reported: lines of it read as letters, words cut into letters (five digits with
+a letter among them, or two digits as tall as the page's print) and labels beside a number.
 """
 
 from __future__ import annotations
