@@ -276,8 +276,13 @@ def _words(probas: list[np.ndarray], paths: list[list[int]]) -> set[int]:
     return {
         k
         for k, (proba, path) in enumerate(zip(probas, paths, strict=True))
-        if len(path) >= WORD_PIECES and _least(proba, path) < NO_DIGIT
+        if _with_letter(proba, path, WORD_PIECES)
     }
+
+
+def _with_letter(proba: np.ndarray, path: list[int], digits: int) -> bool:
+    """Read as `digits` digits or more along `path`, one of them below NO_DIGIT (a letter)."""
+    return len(path) >= digits and _least(proba, path) < NO_DIGIT
 
 
 def _print_sized(lattices: list[Lattice], paths: list[list[int]], print_height: float) -> set[int]:
@@ -316,7 +321,7 @@ def _labels(
         if len(conf) >= 2 and min(conf) < NO_DIGIT:
             candidates.append(ks)
             # a word beside the digits can share their line: the word alone is a label too
-            candidates += [[k] for k in ks if len(paths[k]) >= 2 and _least(probas[k], paths[k]) < NO_DIGIT]
+            candidates += [[k] for k in ks if _with_letter(probas[k], paths[k], 2)]
     if not candidates:  # most frames: no letter in any line
         return set()
     sure = [k for k in range(len(lattices)) if paths[k] and _least(probas[k], paths[k]) >= SURE]
