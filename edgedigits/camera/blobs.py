@@ -215,8 +215,9 @@ def _probe_print(
     if not len(long):
         return out
     x, y, bw, bh, _ = comps.stats.T
-    probes = []  # (line, component)
-    letter = {}  # per long line, its members' median height
+    probes: list[int] = []  # components read
+    owner: list[int] = []  # the line each probe is from
+    letter = np.zeros(len(size))  # per long line, its members' median height
     for k in long.tolist():
         members = np.flatnonzero((line == k) & comps.sized)
         if not len(members):
@@ -224,15 +225,17 @@ def _probe_print(
         letter[k] = float(np.median(bh[members]))
         members = members[np.argsort(x[members], kind="stable")]
         step = max(1, len(members) // PROBES)
-        probes += [(k, int(i)) for i in members[step // 2 :: step][:PROBES]]
+        picked = members[step // 2 :: step][:PROBES].tolist()
+        probes += picked
+        owner += [k] * len(picked)
     if not probes:
         return out
-    boxes = [((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), i + 1) for _, i in probes]
-    sure = np.asarray(read(comps.labels, boxes), np.float32).max(axis=1) >= PROBE_SURE
-    for k in letter:
-        mine = [j for j, (kk, _) in enumerate(probes) if kk == k]
-        if 2 * sum(not sure[j] for j in mine) >= len(mine):
-            out |= (line == k) & (bh <= PRINT_TALL * letter[k])
+    boxes = [((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), i + 1) for i in probes]
+    unsure = np.asarray(read(comps.labels, boxes), np.float32).max(axis=1) < PROBE_SURE
+    read_in = np.bincount(owner, minlength=len(size))
+    is_print = (read_in > 0) & (2 * np.bincount(owner, weights=unsure, minlength=len(size)) >= read_in)
+    members = np.flatnonzero(line >= 0)
+    out[members] = is_print[line[members]] & (bh[members] <= PRINT_TALL * letter[line[members]])
     return out
 
 
