@@ -258,6 +258,31 @@ def test_dark_print_is_no_digits_and_a_handwritten_number_among_it_is(clf, digit
     assert right >= n - 2, (right, n)
 
 
+def _line_of_readings(readings: list[list[float]]) -> tuple[list, list, list]:
+    """Lattices of one line of text, a blob per reading (its pieces' confidences, left to right)."""
+    lattices, probas, paths = [], [], []
+    for k, confidences in enumerate(readings):
+        lat = split.Lattice(end=len(confidences), blob=blob_stage.Blob((40 * k, 0, 30, 30), [k], 300, 0, 6))
+        proba = []
+        for e, c in enumerate(confidences):
+            lat.add(e, e + 1, ((40 * k, 0, 15, 30), np.zeros((28, 28), np.float32)))
+            proba.append(np.r_[c, np.full(9, (1 - c) / 9)])
+        lattices.append(lat)
+        probas.append(np.array(proba, np.float32))
+        paths.append(list(range(len(confidences))))
+    return lattices, probas, paths
+
+
+def test_a_handwritten_line_with_two_unsure_blobs_of_four_is_not_print():
+    # the real page's "400 8 0 88": 4 blobs of 6 digits, the 4 and a small 0 read unsure
+    lattices, probas, paths = _line_of_readings([[0.57, 0.95], [1.0], [0.76], [1.0, 1.0]])
+    assert split._print_rows(lattices, probas, paths) == set()
+    # the same line, the first blob a word cut into letters read unsure: print (the blobs read
+    # surely go too: no taller than the print)
+    lattices, probas, paths = _line_of_readings([[0.3, 0.4, 0.5, 0.6, 0.95], [1.0], [0.76], [1.0, 1.0]])
+    assert split._print_rows(lattices, probas, paths) == {0, 1, 2, 3}
+
+
 def test_dark_print_is_not_cut_into_digits(clf, digits):
     """Pen digits among print as dark as the pen: the print's words are read whole, not cut into
     letters that read as digits (o as 0, l as 1): 2.8 false detections per pen digit on these

@@ -243,11 +243,14 @@ def read_blobs(
 def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[list[int]]) -> set[int]:
     """Lattices that are print: in a line of text (Blob.line) of PRINT_ROW or more letter-sized
     components, half or more of whose blobs are read less than surely (below SURE) somewhere
-    along their best reading (`paths`). Of such a line, the blobs read unsure go, and those
-    read surely no taller than PRINT_SURE_TALL times the median height of the unsure ones (an
-    o read as 0, an l as 1; a pen digit beside the print is taller and stays, however many of
-    them the line holds). Small print's letters and bold print's words are digit-sized blobs,
-    and n, e, a read as no digit; a number written joined is cut into digits read surely.
+    along their best reading (`paths`), and half or more of the digits they are read as too.
+    The second count keeps a short line of pen digits whose unsure blobs are one digit of
+    several (the real page's "400 8 0 88": 2 of 4 blobs unsure, 2 of 6 digits). Of such a
+    line, the blobs read unsure go, and those read surely no taller than PRINT_SURE_TALL times
+    the median height of the unsure ones (an o read as 0, an l as 1; a pen digit beside the
+    print is taller and stays, however many of them the line holds). Small print's letters and
+    bold print's words are digit-sized blobs, and n, e, a read as no digit; a number written
+    joined is cut into digits read surely.
     A line's size is its letter-sized components or the digits its blobs are read as, whichever
     is more: blurred print joins a word's letters into one blob ("signed office": two blobs
     read as ten digits).
@@ -261,9 +264,18 @@ def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[l
         return set()
     h = np.array([lattices[k].blob.box[3] for k in keep])
     unsure = np.array([_least(probas[k], paths[k]) < SURE for k in keep], bool)
+    # the digits each blob is read as, and how many of them unsure (a blob not read: one, unsure)
+    digits = np.array([max(1, len(paths[k])) for k in keep], np.float64)
+    unsure_digits = np.array(
+        [sum(float(probas[k][e].max()) < SURE for e in paths[k]) if paths[k] else 1 for k in keep], np.float64
+    )
     _, line = np.unique(lines[keep], return_inverse=True)
     n = int(line.max()) + 1
-    printed = 2 * np.bincount(line, weights=unsure, minlength=n) >= np.bincount(line, minlength=n)
+    blobs_unsure = 2 * np.bincount(line, weights=unsure, minlength=n) >= np.bincount(line, minlength=n)
+    digits_unsure = 2 * np.bincount(line, weights=unsure_digits, minlength=n) >= np.bincount(
+        line, weights=digits, minlength=n
+    )
+    printed = blobs_unsure & digits_unsure
     letter = line_medians(line[unsure], h[unsure], n)  # the print's own height
     drop = printed[line] & (unsure | (h <= PRINT_SURE_TALL * letter[line]))
     return set(keep[drop].tolist())
