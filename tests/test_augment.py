@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from edgedigits.augment import ink, non_digits  # noqa: E402
+from edgedigits.augment import ink, long_tail, non_digits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,29 @@ def test_a_share_of_non_digits_really_touch(batch, monkeypatch):
     monkeypatch.setattr(augment, "TOUCHING", 0.0)
     apart = non_digits(x[:32], x[32:], tf.constant([5, 6])).numpy()
     assert joined(pairs) >= joined(apart) + 0.1, (joined(pairs), joined(apart))
+
+
+def _ink_box(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) each image's ink spans."""
+    rows = (images > 0.3).any(axis=2).sum(axis=1)
+    cols = (images > 0.3).any(axis=1).sum(axis=1)
+    return rows, cols
+
+
+def test_long_tail_gives_a_share_of_digits_a_small_head_over_a_long_stem(batch, monkeypatch):
+    """Real 9s and 7s are often written with a small loop over a long tail: stretched below
+    their middle and refitted into 20 px as the camera does, digits get narrower and their ink
+    stays as tall as MNIST's. LONG_TAIL of them, reproducibly."""
+    import edgedigits.augment as augment
+
+    x, _ = batch
+    out = long_tail(x, tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(out, long_tail(x, tf.constant([1, 2])).numpy())
+    changed = np.abs(out - x.numpy()).max(axis=(1, 2)) > 0
+    assert 0.05 <= changed.mean() <= 0.4  # LONG_TAIL = 0.2 of 64
+    monkeypatch.setattr(augment, "LONG_TAIL", 1.0)
+    tall = long_tail(x, tf.constant([1, 2])).numpy()
+    rows, cols = _ink_box(x.numpy())
+    tall_rows, tall_cols = _ink_box(tall)
+    assert np.abs(np.median(tall_rows) - np.median(rows)) <= 2  # refitted to MNIST's 20 px
+    assert np.median(tall_cols / cols) < 0.8  # narrower
