@@ -41,7 +41,7 @@ CANDIDATES = {
     "mlp": TrainConfig(),  # the seed's defaults
     "mlp+ink": replace(BASE, arch="mlp", augment="ink", epochs=40, patience=40),
     "cnn": replace(BASE, arch="cnn", epochs=16, patience=16),
-    "cnn+ink+outliers": replace(BASE, arch="cnn", augment="ink", outliers=0.2, epochs=24, patience=24),
+    "cnn+ink+outliers": replace(BASE, arch="cnn", augment="ink", outliers=0.2, epochs=48, patience=48),
 }
 
 

@@ -142,13 +142,19 @@ def test_a_printed_word_that_shares_the_numbers_line_is_no_digits(clf, digits):
     assert false == 0 and right == total, (false, right, total)
 
 
-@pytest.mark.parametrize("word_pieces", [split.WORD_PIECES, 99])
-def test_a_blurred_word_read_as_five_digits_one_a_letter_is_no_digits(clf, digits, monkeypatch, word_pieces):
+@pytest.mark.parametrize(
+    "word_pieces, word_half", [(split.WORD_PIECES, split.WORD_HALF), (split.WORD_PIECES, 99), (99, 99)]
+)
+def test_a_blurred_word_read_as_digits_among_letters_is_no_digits(
+    clf, digits, monkeypatch, word_pieces, word_half
+):
     """A line of blurred print above a number, apart from it: each word is one blob, cut into
     letters that read as digits (o as 0, l as 1) and letters that read as none. Read as five
-    digits or more with a letter among them, it is a word (_words); without that rule (99),
-    four false detections on these pages."""
+    digits or more with a letter among them, or as four or more half of them letters, it is a
+    word (_words). Without the second rule (99), "phone" (read 8 0 0 0, two below 0.5) leaves
+    two false detections; without both, more."""
     monkeypatch.setattr(split, "WORD_PIECES", word_pieces)
+    monkeypatch.setattr(split, "WORD_HALF", word_half)
     x, y = digits
     false = right = total = 0
     for seed, words in enumerate(WORDS):
@@ -161,7 +167,7 @@ def test_a_blurred_word_read_as_five_digits_one_a_letter_is_no_digits(clf, digit
         n, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
         false, right, total = false + f, right + r, total + n
     assert right == total, (right, total)
-    assert (false == 0) == (word_pieces < 99), false
+    assert (false == 0) == (word_half < 99), false
 
 
 def _print_page(clf, digits, seed):
@@ -184,9 +190,10 @@ def _print_page(clf, digits, seed):
 
 def test_a_word_as_tall_as_the_pages_print_is_no_digits(clf, digits, monkeypatch):
     """ "only", "by", "of" blur into one blob each, read as 0 1 1 with no letter among them:
-    as tall as the page's print, they are words of it (_print_sized). Without the rule, 12
-    false detections on these pages; with it none, and no pen digit lost, not even those of
-    the number as small as the print (its digits are apart: one each)."""
+    as tall as the page's print, they are words of it (_print_sized). Without the rule, 2
+    false detections on these pages (12 with the model bundled before the long-tail one);
+    with it none, and no pen digit lost, not even those of the number as small as the print
+    (its digits are apart: one each)."""
     like = split.PRINT_LIKE
     read = {}
     for value in (like, -1.0):  # -1: no blob is as tall as the print
@@ -197,7 +204,7 @@ def test_a_word_as_tall_as_the_pages_print_is_no_digits(clf, digits, monkeypatch
             _, r, f = score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
             false, right = false + f, right + r
         read[value] = (right, false)
-    assert read[like][1] == 0 and read[-1.0][1] >= 5, read
+    assert read[like][1] == 0 and read[-1.0][1] >= 2, read
     assert read[like][0] >= read[-1.0][0] >= 46, read
 
 
@@ -436,11 +443,12 @@ def test_the_cheapest_cuts_read_more_touching_digits_than_valleys_alone(clf, dig
 
 def test_a_strokes_tip_is_no_digit(clf, digits, monkeypatch):
     """A piece with little ink (the tip of a 0's closing stroke, a 5's flag cut off) reads as a
-    confident 1 or 7; pieces need a quarter of a digit's ink (MIN_INK). 60 pages: 11 -> 6 false."""
+    confident 1 or 7; pieces need a quarter of a digit's ink (MIN_INK). 60 pages: 4 -> 3 false
+    and 504 -> 509 digits read (11 -> 6 false with the model bundled before the long-tail one)."""
     min_ink = split.MIN_INK
     tips, tips_false = _touching_with(clf, digits, monkeypatch, "MIN_INK", 0.0)
     least, least_false = _touching_with(clf, digits, monkeypatch, "MIN_INK", min_ink)
-    assert least_false <= tips_false - 3 and least >= tips, (tips, least, tips_false, least_false)
+    assert least_false < tips_false and least > tips, (tips, least, tips_false, least_false)
 
 
 def test_the_splitter_reads_no_piece_twice(clf, digits):

@@ -83,6 +83,10 @@ NO_DIGIT = 0.5  # ... and holds a letter: a piece read below this (the camera's 
 # at 5 none of 1,081 development touching digits went, one number of 89 shipped digits did (a
 # "3740" whose bold 0 was cut in two); at 6, dark print kept half again as many false digits
 WORD_PIECES = 5
+# ... and a blob read as this many or more, half of them letters ("phone" read 8 0 0 0, the 8
+# and a 0 below 0.5): on 60 development pages per kind (seeds 11 and 12) dark print 0.008 ->
+# 0.006 false per digit (seed 11), every other kind read the same, touching included
+WORD_HALF = 4
 # a blob read as two digits or more, as tall as the page's print within this share of its
 # height, is a word of it: on 60 development pages each of dark print (seeds 11 and 12),
 # 0.023 -> 0.003 and 0.049 -> 0.005 false detections per digit at 0.25 and at 0.35, 0.006 at
@@ -282,13 +286,15 @@ def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[l
 
 
 def _words(probas: list[np.ndarray], paths: list[list[int]]) -> set[int]:
-    """Lattices read as WORD_PIECES digits or more, one of them below NO_DIGIT (a letter):
-    a word of print whose letters blur into one blob, cut into letters that read as digits (o as
-    0, l as 1) and letters that read as none (e, a)."""
+    """Lattices read as WORD_PIECES digits or more, one of them below NO_DIGIT (a letter), or
+    as WORD_HALF or more, half of them letters: a word of print whose letters blur into one
+    blob, cut into letters that read as digits (o as 0, l as 1) and letters that read as none
+    (e, a). A number's digit read unsure is one of several, and its sure digits stay."""
     return {
         k
         for k, (proba, path) in enumerate(zip(probas, paths, strict=True))
         if _with_letter(proba, path, WORD_PIECES)
+        or (len(path) >= WORD_HALF and 2 * sum(float(proba[e].max()) < NO_DIGIT for e in path) >= len(path))
     }
 
 
