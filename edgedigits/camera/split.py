@@ -84,7 +84,7 @@ NO_DIGIT = 0.5  # ... and holds a letter: a piece read below this (the camera's 
 # "3740" whose bold 0 was cut in two); at 6, dark print kept half again as many false digits
 WORD_PIECES = 5
 # ... and a blob read as this many or more, half of them letters ("phone" read 8 0 0 0, the 8
-# and a 0 below 0.5): on 60 development pages per kind (seeds 11 and 12) dark print 0.008 ->
+# and a 0 below 0.5): on 60 development pages per kind (seeds 11 and 12) dark print 0.010 ->
 # 0.006 false per digit (seed 11), every other kind read the same, touching included
 WORD_HALF = 4
 # a blob read as two digits or more, as tall as the page's print within this share of its
@@ -270,9 +270,7 @@ def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[l
     unsure = np.array([_least(probas[k], paths[k]) < SURE for k in keep], bool)
     # the digits each blob is read as, and how many of them unsure (a blob not read: one, unsure)
     digits = np.array([max(1, len(paths[k])) for k in keep], np.float64)
-    unsure_digits = np.array(
-        [sum(float(probas[k][e].max()) < SURE for e in paths[k]) if paths[k] else 1 for k in keep], np.float64
-    )
+    unsure_digits = np.array([_below(probas[k], paths[k], SURE) if paths[k] else 1 for k in keep], np.float64)
     _, line = np.unique(lines[keep], return_inverse=True)
     n = int(line.max()) + 1
     blobs_unsure = 2 * np.bincount(line, weights=unsure, minlength=n) >= np.bincount(line, minlength=n)
@@ -294,8 +292,13 @@ def _words(probas: list[np.ndarray], paths: list[list[int]]) -> set[int]:
         k
         for k, (proba, path) in enumerate(zip(probas, paths, strict=True))
         if _with_letter(proba, path, WORD_PIECES)
-        or (len(path) >= WORD_HALF and 2 * sum(float(proba[e].max()) < NO_DIGIT for e in path) >= len(path))
+        or (len(path) >= WORD_HALF and 2 * _below(proba, path, NO_DIGIT) >= len(path))
     }
+
+
+def _below(proba: np.ndarray, path: list[int], cut: float) -> int:
+    """How many digits of a reading (`path`) are read below `cut`."""
+    return sum(float(proba[e].max()) < cut for e in path)
 
 
 def _with_letter(proba: np.ndarray, path: list[int], digits: int) -> bool:
