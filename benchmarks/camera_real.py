@@ -13,6 +13,8 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
   squared       640x480 squared (graph) paper, grid lines faint to mid-grey crossing the digits
   dark_print    print_clutter with print as dark as the pen (a form printed black)
   scene_video   a 60-frame video whose digits change in place every 8 frames (tracker on)
+  small         640x480 frames, 10 scattered digits written 12-24 px tall (issue 9: "digits from
+                12 px tall"); its own seed, so the other sets' pages stay what they were
 Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.npz, else the
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit
 and the slowest frame (segment + classify, one core). Then the time bounds.
@@ -199,6 +201,9 @@ def main() -> None:
     rows.append(
         run_synthetic("scene_video", synth_pages.scene_video(x, y, rng, n_frames=60), clf, video=True)
     )
+    small = np.random.default_rng(2027)
+    frames = (scattered_frame(*_pick(x, y, small, 10), small, heights=(12, 24)) for _ in range(args.pages))
+    rows.append(run_synthetic("small", frames, clf))
     targets = []
     if real:
         targets += [
