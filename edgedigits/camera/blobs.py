@@ -19,7 +19,7 @@ import numpy as np
 
 from edgedigits.camera.ink import Box, SegmentConfig
 from edgedigits.camera.rules import find_rules, slivers
-from edgedigits.camera.text import line_medians, text_lines
+from edgedigits.camera.text import line_half, line_medians, text_lines
 
 # (component labels, [(box, component label)]) -> probabilities [N, 10], each component read
 # whole (segment.locate makes one from a classifier)
@@ -242,7 +242,7 @@ def _probe_print(
     boxes = [((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), i + 1) for i in probes]
     unsure = np.asarray(read(comps.labels, boxes), np.float32).max(axis=1) < PROBE_SURE
     read_in = np.bincount(owner, minlength=len(size))
-    is_print = (read_in > 0) & (2 * np.bincount(owner, weights=unsure, minlength=len(size)) >= read_in)
+    is_print = (read_in > 0) & line_half(np.asarray(owner), unsure, len(size))
     members = np.flatnonzero(line >= 0)
     out[members] = is_print[line[members]] & (bh[members] <= PRINT_TALL * letter[line[members]])
     return out

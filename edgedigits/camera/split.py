@@ -43,7 +43,7 @@ from edgedigits.camera.segment import (
     normalise_crop,
     union,
 )
-from edgedigits.camera.text import line_medians
+from edgedigits.camera.text import line_half, line_medians
 
 Classify = Callable[[np.ndarray], np.ndarray]  # float32 [N, 28, 28] -> probabilities [N, 10]
 
@@ -267,17 +267,13 @@ def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[l
     if not len(keep):
         return set()
     h = np.array([lattices[k].blob.box[3] for k in keep])
-    unsure = np.array([_least(probas[k], paths[k]) < SURE for k in keep], bool)
     # the digits each blob is read as, and how many of them unsure (a blob not read: one, unsure)
     digits = np.array([max(1, len(paths[k])) for k in keep], np.float64)
     unsure_digits = np.array([_below(probas[k], paths[k], SURE) if paths[k] else 1 for k in keep], np.float64)
+    unsure = unsure_digits > 0  # the blob is read unsure somewhere
     _, line = np.unique(lines[keep], return_inverse=True)
     n = int(line.max()) + 1
-    blobs_unsure = 2 * np.bincount(line, weights=unsure, minlength=n) >= np.bincount(line, minlength=n)
-    digits_unsure = 2 * np.bincount(line, weights=unsure_digits, minlength=n) >= np.bincount(
-        line, weights=digits, minlength=n
-    )
-    printed = blobs_unsure & digits_unsure
+    printed = line_half(line, unsure, n) & line_half(line, unsure_digits, n, digits)
     letter = line_medians(line[unsure], h[unsure], n)  # the print's own height
     drop = printed[line] & (unsure | (h <= PRINT_SURE_TALL * letter[line]))
     return set(keep[drop].tolist())

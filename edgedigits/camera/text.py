@@ -40,3 +40,10 @@ def line_medians(line: np.ndarray, h: np.ndarray, lines: int) -> np.ndarray:
     has = counts > 0
     out[has] = h[order][starts[has] + (counts[has] - 1) // 2]
     return out
+
+
+def line_half(line: np.ndarray, part: np.ndarray, lines: int, whole: np.ndarray | None = None) -> np.ndarray:
+    """[lines] whether `part` sums to half or more of `whole` within each line (`whole`: one per
+    entry when None), e.g. half or more of a line's members read unsure."""
+    total = np.bincount(line, weights=whole, minlength=lines)
+    return 2 * np.bincount(line, weights=part, minlength=lines) >= total
