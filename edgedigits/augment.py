@@ -82,16 +82,8 @@ def long_tail(x: Any, seed: Any) -> Any:
     src_y = tf.where(r < c(split), r, c(split) + (r - c(split)) / c(stretch)) + tf.zeros([1, 1, 28])
     src_x = tf.zeros_like(src_y) + tf.range(28, dtype=tf.float32)[None, None, :]
     tall = _bilinear(x, src_y, src_x)  # (B, R, 28)
-    ink_rows = tf.reduce_max(tall, axis=2) > 0.2
-    ink_cols = tf.reduce_max(tall, axis=1) > 0.2
-
-    def extent(mask: Any, size: int) -> Any:
-        first = tf.cast(tf.argmax(tf.cast(mask, tf.int32), axis=1), tf.float32)
-        last = size - 1.0 - tf.cast(tf.argmax(tf.cast(tf.reverse(mask, [1]), tf.int32), axis=1), tf.float32)
-        return first, last
-
-    top, bottom = extent(ink_rows, rows)
-    left, right = extent(ink_cols, 28)
+    top, bottom = _extent(tf.reduce_max(tall, axis=2) > 0.2)
+    left, right = _extent(tf.reduce_max(tall, axis=1) > 0.2)
     side = tf.maximum(tf.maximum(bottom - top, right - left) + 1.0, 4.0) * 28.0 / 20.0
     cy, cx = (top + bottom) / 2, (left + right) / 2
     boxes = tf.stack(
@@ -105,6 +97,17 @@ def long_tail(x: Any, seed: Any) -> Any:
     )
     refit = tf.image.crop_and_resize(tall[..., None], boxes, tf.range(b), [28, 28])[..., 0]
     return tf.where(c(chosen), tf.clip_by_value(refit, 0.0, 1.0), x)
+
+
+def _extent(mask: Any) -> tuple[Any, Any]:
+    """(first, last) True index along axis 1 of a bool (B, L) mask, float32 (B,) each; an
+    all-False row gives (0, L - 1)."""
+    import tensorflow as tf
+
+    size = tf.cast(tf.shape(mask)[1], tf.float32)
+    first = tf.cast(tf.argmax(tf.cast(mask, tf.int32), axis=1), tf.float32)
+    last = size - 1.0 - tf.cast(tf.argmax(tf.cast(tf.reverse(mask, [1]), tf.int32), axis=1), tf.float32)
+    return first, last
 
 
 def _bilinear(x: Any, y: Any, xs: Any) -> Any:
@@ -158,10 +161,8 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
     # a at columns 0-27 of a (28, 56) canvas, b from column 28 - overlap; TOUCHING of the pairs
     # are placed by their ink instead, b's first inked column 0-3 px into a's last, so the two
     # really touch (placed by their 28x28 frames, most pairs keep a gap)
-    a_last = 27.0 - tf.cast(
-        tf.argmax(tf.cast(tf.reverse(tf.reduce_max(a, 1), [1]) > 0.2, tf.int32), 1), tf.float32
-    )
-    b_first = tf.cast(tf.argmax(tf.cast(tf.reduce_max(b, 1) > 0.2, tf.int32), 1), tf.float32)
+    a_last = _extent(tf.reduce_max(a, 1) > 0.2)[1]
+    b_first = _extent(tf.reduce_max(b, 1) > 0.2)[0]
     into = tf.floor(tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 3]), minval=0.0, maxval=4.0))
     touching = tf.random.stateless_uniform([n], seed=seed + tf.constant([0, 4])) < TOUCHING
     start = tf.where(touching, a_last + 1.0 - into - b_first, 28.0 - overlap)[:, None]  # (N, 1)
@@ -171,9 +172,7 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
     b_placed = tf.where((cols >= start)[:, None, :], b_placed, 0.0)
     canvas = tf.maximum(tf.pad(a, [[0, 0], [0, 0], [0, 28]]), b_placed)  # (N, 28, 56)
     # the ink's columns, then a square box around it, 28/20 of its longer side (MNIST's margin)
-    ink_cols = tf.reduce_max(canvas, axis=1) > 0.2  # (N, 56)
-    first = tf.cast(tf.argmax(tf.cast(ink_cols, tf.int32), axis=1), tf.float32)
-    last = 55.0 - tf.cast(tf.argmax(tf.cast(tf.reverse(ink_cols, [1]), tf.int32), axis=1), tf.float32)
+    first, last = _extent(tf.reduce_max(canvas, axis=1) > 0.2)  # of the (N, 56) inked columns
     centre_x, centre_y = (first + last + 1) / 2, tf.fill([n], 14.0)
     side_px = tf.maximum(last - first + 1, 20.0) * 28.0 / 20.0
     boxes = tf.stack(
