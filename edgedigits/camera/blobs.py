@@ -99,10 +99,11 @@ def find_blobs(
         blob = Blob((int(x[i]), int(y[i]), int(bw[i]), int(bh[i])), [i + 1], int(area[i]), k, int(size[k]))
         (whole if bh[i] >= comps.min_h else pieces).append(blob)
     blobs = _join(whole, pieces, comps.min_h, config)
+    lone_h = max(config.min_height_px, config.lone_height_strokes * comps.pen)
     keep = [
         b
         for b in blobs
-        if b.box[3] >= comps.min_h
+        if (b.box[3] >= comps.min_h or (b.box[3] >= lone_h and b.line_size < PRINT_OTHERS))
         and _fill(b) >= config.min_fill
         and not _solid(_fill(b), b.box[2], b.box[3], comps.pen, config)
     ]

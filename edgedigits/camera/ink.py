@@ -21,6 +21,10 @@ class SegmentConfig:
     work_pixels: int = 2_100_000  # frames above this many pixels are segmented shrunk to it
     min_height_px: int = 10  # smallest digit, in working pixels ...
     min_height_strokes: float = 2.5  # ... and in stroke widths (a digit is several strokes tall)
+    # a blob with too few letters beside it for a line of print may be this many stroke widths
+    # tall: the pen measured on a page of faint digits 12-14 px tall is 5-7 px (their loops
+    # fill in), which put them under 2.5 pens; the letters of print are lines of them
+    lone_height_strokes: float = 2.0
     max_height_frac: float = 0.8  # taller than this share of the frame: a page or table edge
     max_aspect: float = 1.25  # width / height of one digit; wider blobs are split into digits
     max_digits_per_blob: int = 4  # a blob wider than this many digits is a line or a word
