@@ -123,20 +123,22 @@ class Lattice:
         """Edges of the best-scoring path from node 0 to the end (proba: [edges, 10])."""
         if self.end == 1:  # one blob, one edge: nothing to choose
             return [0] if self.starts else []
-        score = np.full(self.end + 1, -math.inf)
+        proba = np.asarray(proba)
+        w, h = np.array([box[2:] for box, _ in self.pieces], np.float64).T
+        gain = (
+            np.log(np.maximum(proba.max(axis=1).astype(np.float64), 1e-6))
+            - self.cost
+            - (np.asarray(self.crossed)[self.ends] if self.crossed else 0.0)
+            - WIDE_COST * np.maximum(0.0, w / np.maximum(h, 1.0) - WIDEST[proba.argmax(axis=1)])
+        ).tolist()
+        score = [-math.inf] * (self.end + 1)
         score[0] = 0.0
         back = [-1] * (self.end + 1)
-        for k in sorted(range(len(self.starts)), key=lambda e: self.starts[e]):
-            (_, _, w, h), _ = self.pieces[k]
-            gain = (
-                math.log(max(float(proba[k].max()), 1e-6))
-                - self.cost
-                - (self.crossed[self.ends[k]] if self.crossed else 0.0)
-                - WIDE_COST * max(0.0, w / max(h, 1) - WIDEST[int(proba[k].argmax())])
-            )
-            if score[self.starts[k]] + gain > score[self.ends[k]]:
-                score[self.ends[k]] = score[self.starts[k]] + gain
-                back[self.ends[k]] = k
+        for k in np.argsort(self.starts, kind="stable").tolist():
+            start, end = self.starts[k], self.ends[k]
+            if score[start] + gain[k] > score[end]:
+                score[end] = score[start] + gain[k]
+                back[end] = k
         path, node = [], self.end
         while node > 0 and back[node] >= 0:
             path.append(back[node])
