@@ -5,7 +5,8 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
                 by ../shared/realdigits/score.py (a prediction matches a truth box when each
                 box's centre lies inside the other, grown 20% / 50%, one to one)
   webcam        640x480 frames, 10 scattered digits, light, shadow, tilt, blur, noise
-  a4_scan       300-dpi A4 scans (3507x2481), shadowed page edge and dark lid
+  a4_scan       300-dpi A4 scans (3507x2481), shadowed page edge and dark lid; read as still
+                images, as an image source reads a scan (SegmentConfig.still)
   border_band   640x480 frames with a dark table edge along two sides
   print_clutter 1542x748 pages of faint printed text with pen digits among it
   touching      640x480 frames of numbers written joined
@@ -15,6 +16,10 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
   scene_video   a 60-frame video whose digits change in place every 8 frames (tracker on)
   small         640x480 frames, 10 scattered digits written 12-24 px tall (issue 9: "digits from
                 12 px tall"); its own seed, so the other sets' pages stay what they were
+  crowded       1280x720 photos of 4 rows of numbers written joined (~35 numbers), read as
+                stills; its own seed
+  crowded_live  the same pages as live frames (the splitter's piece budget holds the frame
+                rate): no target, a measure of what the budget costs
 Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.npz, else the
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit
 and the slowest frame (segment + classify, one core). Then the time bounds.
@@ -41,6 +46,7 @@ from _common import RESULTS, machine, save, target  # noqa: E402
 
 from edgedigits.camera import synth_pages  # noqa: E402
 from edgedigits.camera.loop import CameraConfig, Tracker, bundled_model, run_camera, timed_frame  # noqa: E402
+from edgedigits.camera.segment import SegmentConfig  # noqa: E402
 from edgedigits.camera.synth import scattered_frame, score_detections  # noqa: E402
 from edgedigits.runtime import load_classifier  # noqa: E402
 
@@ -51,17 +57,18 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-def run_synthetic(name, frames, clf, video=False) -> dict:
+def run_synthetic(name, frames, clf, video=False, still=False) -> dict:
     """Every frame read once with no confidence cut (the cut is the camera's last step), then
-    scored at each threshold."""
+    scored at each threshold. `still`: read as an image source reads a photo or scan."""
     cfg = CameraConfig()
+    seg = SegmentConfig(still=True) if still else None
     tracker = Tracker(alpha=cfg.smoothing)
     scored = []  # (truths, digits) per frame
     slowest, shape = 0.0, None
     for frame, truths in frames:
         if not video:
             tracker = Tracker(alpha=cfg.smoothing)  # each still is its own camera run
-        result = timed_frame(frame, clf, tracker, 0.0)
+        result = timed_frame(frame, clf, tracker, 0.0, seg=seg)
         ms = result["ms"]["total"]
         if ms > slowest:
             slowest, shape = ms, frame.shape[1::-1]
@@ -154,18 +161,18 @@ def _score_py(folder: Path, page: Path, jsonl: Path) -> tuple[int, int, int]:
     return int(got[2]), int(got[1]), round(float(got[3]) * int(got[2]))
 
 
-def slowest_ms(frames, clf, repeats=3) -> tuple[float, str]:
+def slowest_ms(frames, clf, repeats=3, seg=None) -> tuple[float, str]:
     """Slowest of the frames, each the best of `repeats` runs (segment + classify, one core)."""
     worst, shape = 0.0, ""
     for frame in frames:
-        best = min(_timed(frame, clf) for _ in range(repeats))
+        best = min(_timed(frame, clf, seg) for _ in range(repeats))
         if best > worst:
             worst, shape = best, f"{frame.shape[1]}x{frame.shape[0]}"
     return worst, shape
 
 
-def _timed(frame, clf) -> float:
-    return timed_frame(frame, clf, None, 0.8)["ms"]["total"]
+def _timed(frame, clf, seg=None) -> float:
+    return timed_frame(frame, clf, None, 0.8, seg=seg)["ms"]["total"]
 
 
 def main() -> None:
@@ -197,13 +204,18 @@ def main() -> None:
         run_synthetic("webcam", (scattered_frame(*_pick(x, y, rng, 10), rng) for _ in range(args.pages)), clf)
     )
     for kind, make in synth_pages.KINDS.items():
-        rows.append(run_synthetic(kind, (make(x, y, rng) for _ in range(args.pages)), clf))
+        pages = (make(x, y, rng) for _ in range(args.pages))
+        rows.append(run_synthetic(kind, pages, clf, still=kind == "a4_scan"))
     rows.append(
         run_synthetic("scene_video", synth_pages.scene_video(x, y, rng, n_frames=60), clf, video=True)
     )
     small = np.random.default_rng(2027)
     frames = (scattered_frame(*_pick(x, y, small, 10), small, heights=(12, 24)) for _ in range(args.pages))
     rows.append(run_synthetic("small", frames, clf))
+    crowded = np.random.default_rng(2028)
+    pages = [synth_pages.crowded(x, y, crowded) for _ in range(args.pages // 2)]
+    rows.append(run_synthetic("crowded", pages, clf, still=True))
+    rows.append(run_synthetic("crowded_live", pages, clf))
     targets = []
     if real:
         targets += [
@@ -211,7 +223,7 @@ def main() -> None:
             target("real pages: false detections per digit", real["false_per_digit"], "<=", 0.03),
         ]
     for row in rows:
-        if row["set"] != "real":
+        if row["set"] not in ("real", "crowded_live"):
             name = row["set"]
             targets += [
                 target(f"{name}: correctly labelled", row["correct_rate"], ">=", 0.95),
@@ -290,7 +302,8 @@ def time_bounds(x, y, clf, rng) -> list[dict]:
         scattered_frame(*_pick(x, y, rng, 40), rng, size=(1080, 1920))[0],
     ]
     worst_hd, shape_hd = slowest_ms(hd, clf)
-    a4, shape_a4 = slowest_ms([synth_pages.a4_scan(x, y, rng)[0] for _ in range(3)], clf)
+    scans = [synth_pages.a4_scan(x, y, rng)[0] for _ in range(3)]
+    a4, shape_a4 = slowest_ms(scans, clf, seg=SegmentConfig(still=True))  # a scan: read whole
     # many frames, not one: a frame whose wide digit the splitter must try costs a second batch
     frames = [scattered_frame(*_pick(x, y, rng, 10), rng)[0] for _ in range(50)]
     median = float(np.median([min(_timed(frame, clf) for _ in range(5)) for frame in frames]))

@@ -34,6 +34,7 @@ class SegmentConfig:
     min_contrast: float = 12.0  # darkest to brightest below this: a flat frame, skip the work
     faint_ratio: float = 0.5  # when the page's blobs are in two inks, one this much fainter than
     # the other: the faint one is print, a pencil ghost or paper texture, not the pen digits
+    still: bool = False  # a photo or scan, not a live frame: the splitter's budget is STILL_PIECES
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:

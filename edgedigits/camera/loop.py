@@ -151,13 +151,14 @@ def timed_frame(
     tracker: Tracker | None,
     min_confidence: float,
     started: float | None = None,
+    seg: SegmentConfig | None = None,
 ) -> dict[str, Any]:
     """process_frame plus the per-frame timing every caller reports (the loop, the pipeline,
     bench and the benchmarks): ms["capture"] from `started` (a perf_counter taken before the
     frame was fetched; None: no capture) to the call, ms["total"] from `started` to the end."""
     called = time.perf_counter()
     started = called if started is None else started
-    result = process_frame(frame, classifier, tracker, min_confidence)
+    result = process_frame(frame, classifier, tracker, min_confidence, seg)
     result["ms"]["capture"] = (called - started) * 1e3
     result["ms"]["total"] = (time.perf_counter() - started) * 1e3
     return result
@@ -316,6 +317,7 @@ def _loop(
     """Frames until the source ends ("source"), --max-frames ("max"), q/Esc ("quit") or the
     device fails mid-stream ("failed"); returns (frames in every output, how it ended)."""
     tracker = Tracker(alpha=config.smoothing)
+    seg = SegmentConfig(still=True) if source.still else None  # a photo is read whole
     stream: Iterator[np.ndarray] = source.frames()
     frames, fps, previous = 0, 0.0, 0.0
     try:
@@ -332,7 +334,7 @@ def _loop(
                 outputs.skipped(frames, source.current, source.error)
                 frames += 1
                 continue
-            result = timed_frame(frame, classifier, tracker, config.min_confidence, started=t0)
+            result = timed_frame(frame, classifier, tracker, config.min_confidence, started=t0, seg=seg)
             quit_key = outputs.frame(frames, frame, result, fps, source.current)
             frames += 1  # this frame is in every output now
             if quit_key:

@@ -44,12 +44,16 @@ def read_digits(
         boxes: read exactly these boxes (one digit each, in image pixels); None finds the
             digits first, splitting touching ones.
         model: a Classifier (runtime.load_classifier), a model path, or None for the bundled model.
+        config: segmentation settings; None: the defaults, with `still` for an image file (a
+            frame array is a live frame: its touching digits are cut within a time budget).
         timings: receives milliseconds per stage.
 
     Raises:
         EdgeDigitsError: an unreadable image or a box outside it; ModelError: a bad model.
     """
     classifier = _classifier(model)
+    if config is None and isinstance(image, (str, os.PathLike)):
+        config = SegmentConfig(still=True)  # a file is a photo or scan: read whole
     frame = _image(image)
     if boxes is None:
         found = detect(frame, classifier.predict_proba, config, timings)

@@ -24,6 +24,7 @@ class Source:
 
     name: str
     live: bool = False
+    still: bool = False  # photos and scans: each frame read whole, not at a frame rate
     fps: float = 30.0
     current: str | None = None  # file name of the frame just delivered (image and folder sources)
     error: str | None = None  # why the frame just delivered is SKIPPED
@@ -114,6 +115,8 @@ def too_large(path: Path, max_pixels: int) -> str | None:
 
 class ImageSource(Source):
     """One image, or every image of a folder in sorted name order."""
+
+    still = True
 
     def __init__(self, paths: list[Path], name: str, max_pixels: int = MAX_PIXELS) -> None:
         self.paths, self.name, self.max_pixels = paths, name, max_pixels

@@ -103,6 +103,11 @@ MOST_PIECES = 256
 # numbers written joined (1600x480): 67.4% -> 83.3% read right, no slower on pages of print
 BLOB_PIECES = 7
 FEWEST_CUTS = 4
+# ... but a still image (SegmentConfig.still: an image or folder source, read_digits on a file)
+# is read whole, not at a frame rate: a 1280x720 photo of ~35 numbers written joined takes
+# ~1,200 pieces (camera_real's crowded set: 92.0% read right, the slowest 106 ms; 23.5% within
+# MOST_PIECES). This many is ~170 ms of pieces, within the 300 ms an A4 scan may take
+STILL_PIECES = 3072
 
 
 @dataclass
@@ -187,7 +192,8 @@ def read_blobs(
     second with every candidate piece of the unsure wide blobs, the third with the new pieces
     of the readings still unsure somewhere, cut again with leaning cuts beside the straight ones
     (a piece the second call read is not read again).
-    The two later calls classify MOST_PIECES pieces at most, the least sure blobs first; when
+    The two later calls classify MOST_PIECES pieces at most (STILL_PIECES for a still image,
+    SegmentConfig.still), the least sure blobs first; when
     every unsure blob's cuts would make more, each is cut at fewer valleys (_valleys_for).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
@@ -214,7 +220,7 @@ def read_blobs(
                     wide.append((k, height))
     whole = {k: (lattices[k].pieces[0], probas[k]) for k, _ in wide}
     wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
-    budget = MOST_PIECES
+    budget = STILL_PIECES if config.still else MOST_PIECES
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
     plans = _plans(wide, lattices, labels, darkness, budget)
     valleys = _valleys_for(list(plans.values()), budget - BLOB_PIECES * len(plans))

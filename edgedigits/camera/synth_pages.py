@@ -243,6 +243,31 @@ def touching(
     return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
 
 
+def crowded(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
+    """A 1280 x 720 frame (at scale 1) of 4 rows of numbers, 2-3 digits each, every number
+    written joined, as on a list of prices or phone numbers: more joined numbers than the
+    splitter's piece budget cuts at every valley."""
+    h, w = int(720 * scale), int(1280 * scale)
+    canvas = paper(h, w, rng)
+    truths: list[Truth] = []
+    for r in range(4):
+        height = int(rng.uniform(40, 60) * scale)
+        y = int((r + 0.5) * h / 4.4)
+        x = int(rng.uniform(0.02, 0.06) * w)
+        while x < 0.88 * w:
+            idx = _pick(labels, rng, int(rng.integers(2, 4)))
+            row, end = _row_of_digits(
+                canvas, digits[idx], labels[idx], x, y, height, float(rng.uniform(-0.12, -0.04)), rng
+            )
+            if end > 0.98 * w:  # it ran past the page: no truth (the frame edge cuts it)
+                break
+            truths += row
+            x = end + int(rng.uniform(0.6, 1.0) * height)
+    return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
+
+
 def scene_video(
     digits: np.ndarray,
     labels: np.ndarray,
