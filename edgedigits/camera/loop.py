@@ -21,8 +21,9 @@ import numpy as np
 from edgedigits.assets import bundled_model
 from edgedigits.atomic import check_writable, is_stream, open_stream, temp_name
 from edgedigits.camera.read import read_digits
-from edgedigits.camera.segment import SegmentConfig, group_numbers
+from edgedigits.camera.segment import SegmentConfig, group_numbers, ious, similarity
 from edgedigits.camera.sources import MAX_PIXELS, Source, open_source
+from edgedigits.camera.split import SplitMemory
 from edgedigits.errors import EdgeDigitsError, OptionError, first_line
 
 WINDOW = "edgedigits camera (q or Esc quits)"
@@ -70,46 +71,32 @@ class Tracker:
     alpha: float = 0.4
     max_misses: int = 3
     tracks: list[Track] = field(default_factory=list)
+    splits: SplitMemory = field(default_factory=SplitMemory)  # how the last frame cut its wide blobs
 
     def update(
         self, boxes: list[tuple[int, int, int, int]], proba: np.ndarray, images: list[np.ndarray]
     ) -> np.ndarray:
         """Return smoothed probabilities [N, 10] for this frame's boxes and inputs [28, 28]."""
         smoothed = np.array(proba, dtype=np.float32, copy=True)
-        free = set(range(len(self.tracks)))
+        overlap = ious(np.reshape(boxes, (-1, 4)), np.reshape([t.box for t in self.tracks], (-1, 4)))
+        free = np.ones(len(self.tracks), bool)  # the tracks no box of this frame took yet
         for i, box in enumerate(boxes):
-            best = max(free, key=lambda t: _iou(box, self.tracks[t].box), default=None)
-            if best is None or _iou(box, self.tracks[best].box) <= 0.3:
+            best = int(np.argmax(np.where(free, overlap[i], -1.0))) if free.any() else -1
+            if best < 0 or overlap[i, best] <= 0.3:
                 self.tracks.append(Track(box, proba[i].copy(), images[i]))
                 continue
             track = self.tracks[best]
-            free.discard(best)
-            if _similarity(images[i], track.image) >= SAME_DIGIT:
+            free[best] = False
+            if similarity(images[i], track.image) >= SAME_DIGIT:
                 track.proba = (1 - self.alpha) * track.proba + self.alpha * proba[i]
             else:  # the scene changed under this box
                 track.proba = proba[i].copy()
             track.box, track.image, track.misses = box, images[i], 0
             smoothed[i] = track.proba
-        for t in free:
+        for t in np.flatnonzero(free).tolist():
             self.tracks[t].misses += 1
         self.tracks = [t for t in self.tracks if t.misses <= self.max_misses]
         return smoothed
-
-
-def _similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two 28x28 inputs (1: identical shapes)."""
-    a = a - a.mean()
-    b = b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum()) / den if den > 0 else 0.0
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 # ----------------------------------------------------------------------------- one frame
@@ -126,7 +113,9 @@ def process_frame(
     smooth, filter, group into numbers. ms: segment (pixels to blobs), classify (crops,
     splits and the model)."""
     timings: dict[str, float] = {}
-    detections = read_digits(frame, model=classifier, config=seg, timings=timings)
+    live = tracker is not None and not (seg is not None and seg.still)  # a stream, not photos
+    memory = tracker.splits if live else None
+    detections = read_digits(frame, model=classifier, config=seg, timings=timings, memory=memory)
     proba = np.stack([d.proba for d in detections]) if detections else np.zeros((0, 10), np.float32)
     if tracker is not None:
         proba = tracker.update([d.box for d in detections], proba, [d.image for d in detections])

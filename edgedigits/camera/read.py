@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edgedigits.camera.segment import Box, Detection, SegmentConfig, ink_maps, normalise_crop, to_gray
-from edgedigits.camera.split import detect
+from edgedigits.camera.split import SplitMemory, detect
 from edgedigits.errors import EdgeDigitsError
 
 
@@ -36,6 +36,7 @@ def read_digits(
     model: Any = None,
     config: SegmentConfig | None = None,
     timings: dict[str, float] | None = None,
+    memory: SplitMemory | None = None,
 ) -> list[Digit]:
     """The digits of an image, each with its label, confidence and box.
 
@@ -47,6 +48,8 @@ def read_digits(
         config: segmentation settings; None: the defaults, with `still` for an image file (a
             frame array is a live frame: its touching digits are cut within a time budget).
         timings: receives milliseconds per stage.
+        memory: a live stream's SplitMemory (the camera loop's): blobs its last frame read are
+            not cut again.
 
     Raises:
         EdgeDigitsError: an unreadable image or a box outside it; ModelError: a bad model.
@@ -56,7 +59,7 @@ def read_digits(
         config = SegmentConfig(still=True)  # a file is a photo or scan: read whole
     frame = _image(image)
     if boxes is None:
-        found = detect(frame, classifier.predict_proba, config, timings)
+        found = detect(frame, classifier.predict_proba, config, timings, memory)
     else:
         found = _read_boxes(frame, boxes, classifier, config)
     return [

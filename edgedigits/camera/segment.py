@@ -184,6 +184,30 @@ def find_boxes(mask: np.ndarray, config: SegmentConfig | None = None) -> list[Bo
     return [b.box for b in blobs]
 
 
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two 28x28 inputs (1: identical shapes)."""
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / den if den > 0 else 0.0
+
+
+def ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box (x, y, w, h) of `a` [n, 4] with every one of `b`
+    [m, 4] -> [n, m] (0 where both are empty)."""
+    a = np.asarray(a, np.float64).reshape(-1, 1, 4)
+    b = np.asarray(b, np.float64).reshape(1, -1, 4)
+    ix = np.maximum(
+        0.0, np.minimum(a[..., 0] + a[..., 2], b[..., 0] + b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    )
+    iy = np.maximum(
+        0.0, np.minimum(a[..., 1] + a[..., 3], b[..., 1] + b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
+    )
+    inter = ix * iy
+    both = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
+    return np.divide(inter, both, out=np.zeros_like(inter), where=both > 0)
+
+
 def group_numbers(boxes: list[Box], labels: list[int]) -> list[dict]:
     """Digits side by side on one line -> numbers, left to right.
 

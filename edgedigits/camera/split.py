@@ -39,8 +39,10 @@ from edgedigits.camera.segment import (
     Detection,
     SegmentConfig,
     blob_ink,
+    ious,
     locate,
     normalise_crop,
+    similarity,
     union,
 )
 from edgedigits.camera.text import line_half, line_medians
@@ -108,6 +110,11 @@ FEWEST_CUTS = 4
 # ~1,200 pieces (camera_real's crowded set: 92.0% read right, the slowest 106 ms; 23.5% within
 # MOST_PIECES). This many is ~170 ms of pieces, within the 300 ms an A4 scan may take
 STILL_PIECES = 3072
+# a live stream's wide blob whose whole input correlates this much with one its last frame cut,
+# its box overlapping that one's by SAME_PLACE (IoU), is that blob: its reading is taken, not
+# cut again (SplitMemory). A digit changed in a number of three changes the whole more
+SAME_BLOB = 0.9
+SAME_PLACE = 0.5
 
 
 @dataclass
@@ -157,20 +164,58 @@ class Lattice:
         return path[::-1]
 
 
+@dataclass
+class _Reading:
+    """How a frame read one wide blob: its box (working pixels), whole input, and the pieces of
+    its best reading (box, input, probabilities); `final` when no budget cut it short."""
+
+    box: Box
+    whole: np.ndarray
+    pieces: list[tuple[Box, np.ndarray, np.ndarray]]
+    final: bool
+
+
+class SplitMemory:
+    """The readings of a live stream's wide blobs in its last frame. A page held before the
+    camera needs the same cuts frame after frame: a blob read before (SAME_BLOB, SAME_PLACE) is
+    not cut again, so each frame's piece budget goes to the blobs not read yet, and a page of
+    more joined numbers than one frame's budget cuts is read whole over a few frames. A blob
+    read within a budget that ran short is cut again when the budget allows."""
+
+    def __init__(self) -> None:
+        self.readings: list[_Reading] = []
+
+    def recall(self, box: Box, whole: np.ndarray) -> _Reading | None:
+        """The reading of the blob in about this place with about this whole input, if any."""
+        if not self.readings:
+            return None
+        overlap = ious(np.reshape(box, (1, 4)), np.array([r.box for r in self.readings]))[0]
+        for i in np.argsort(-overlap, kind="stable").tolist():  # the most overlapping first
+            if overlap[i] < SAME_PLACE:
+                return None
+            if similarity(self.readings[i].whole, whole) >= SAME_BLOB:
+                return self.readings[i]
+        return None
+
+
 def detect(
     frame: np.ndarray,
     classify: Classify,
     config: SegmentConfig | None = None,
     timings: dict[str, float] | None = None,
+    memory: SplitMemory | None = None,
 ) -> list[Detection]:
     """The camera's whole reading of a frame: segment, classify one crop per blob in one
     batched call, and the candidate pieces of unsure wide blobs in a second. Each Detection
     carries its probabilities; boxes are in frame pixels. `timings` receives ms for gray,
-    ink, boxes and read (crops + classify)."""
+    ink, boxes and read (crops + classify). `memory`: a live stream's readings of its last
+    frame, used and updated (SplitMemory)."""
     config = config or SegmentConfig()
     located = locate(frame, config, timings, classify)
     t0 = time.perf_counter()
-    out = read_blobs(located.blobs, located.labels, located.darkness, config, classify, located.print_height)
+    out = read_blobs(
+        located.blobs, located.labels, located.darkness, config, classify, located.print_height, memory
+    )
     for det in out:
         det.box = located.to_source(det.box)
     if timings is not None:
@@ -185,6 +230,7 @@ def read_blobs(
     config: SegmentConfig,
     classify: Classify | None,
     print_height: float = 0.0,
+    memory: SplitMemory | None = None,
 ) -> list[Detection]:
     """Blobs -> detections. With `classify`, two close blobs that together look like one
     digit may be joined and wide blobs whose whole reading is unsure are split: at most three
@@ -197,7 +243,9 @@ def read_blobs(
     every unsure blob's cuts would make more, each is cut at fewer valleys (_valleys_for).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
-    digits (_labels) are not reported. Without `classify`, a blob is a digit."""
+    digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
+    a wide blob the stream's last frame read is read so again, and cut only when that reading
+    was cut short and the budget allows (SplitMemory); `memory` then holds this frame's."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
@@ -222,8 +270,22 @@ def read_blobs(
     wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
     budget = STILL_PIECES if config.still else MOST_PIECES
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
-    plans = _plans(wide, lattices, labels, darkness, budget)
-    valleys = _valleys_for(list(plans.values()), budget - BLOB_PIECES * len(plans))
+    cut_at: dict[int, bool] = {}  # the blobs cut in this frame: whether no budget cut it short
+    full_lean: set[int] = set()  # the blobs given every leaning cut
+    cache: dict[int, _Plan] = {}
+    plans = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
+    short = len(plans) < len(wide) or _demand(plans, MOST_CUTS) > budget  # cannot cut them all
+    recalled = _recall(memory, wide, whole, lattices) if memory is not None and short else {}
+    again = bool(wide) and all(k in recalled for k, _ in wide)
+    if recalled:  # the blobs not read before; when every one was, those a budget cut short,
+        # read again at every valley, as many as fit: each frame finishes a few
+        wide = [(k, h) for k, h in wide if (k in recalled) == again and not (again and recalled[k].final)]
+    if short and not again:
+        plans = _plans(wide, lattices, labels, darkness, budget, FEWEST_CUTS, cache)
+        valleys = _valleys_for(list(plans.values()), budget - BLOB_PIECES * len(plans))
+    else:
+        plans = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
+        valleys = MOST_CUTS
     for lean in (False, True):
         cut, todo = [], []  # (blob, height, lattice); the pieces not read yet
         for n, (k, height) in enumerate(wide):
@@ -238,6 +300,8 @@ def read_blobs(
                 leaning = _leaning_for(plans[k], valleys, budget, len(wide) - n)
                 if not leaning:  # no room: it and the rest keep the readings they have
                     break
+                if leaning == MOST_LEAN:
+                    full_lean.add(k)
             known = read.setdefault(k, {})
             made = dict(zip(lattices[k].keys, lattices[k].pieces, strict=True)) if lean else {}
             lat = _cuts(plans[k], valleys, leaning, made)
@@ -257,10 +321,25 @@ def read_blobs(
             proba = np.array([read[k][key] for key in lat.keys], np.float32).reshape(-1, 10)
             lat.add(0, lat.end, whole[k][0])  # the whole stays a candidate
             lattices[k], probas[k] = lat, np.concatenate([proba, whole[k][1]])
+            sure = _least(probas[k], lat.best(probas[k])) >= SURE
+            cut_at[k] = valleys == MOST_CUTS and (k in full_lean if lean else sure)
         # a third call for the readings still unsure somewhere: the same cuts and, beside
         # them, cuts that lean with the writing (only the pieces not read already)
         wide = [(k, height) for k, height, lat in cut if _least(probas[k], lat.best(probas[k])) < SURE]
+    for k, reading in recalled.items():
+        if k not in cut_at:  # read as the last frame read it
+            lattices[k], probas[k] = _recalled(reading, lattices[k].blob, whole[k])
     paths = [lat.best(proba) for lat, proba in zip(lattices, probas, strict=True)]
+    if memory is not None:
+        memory.readings = [
+            _Reading(
+                lattices[k].blob.box,
+                whole[k][0][1],
+                [(*lattices[k].pieces[e], probas[k][e]) for e in paths[k]],
+                cut_at[k] if k in cut_at else recalled[k].final,
+            )
+            for k in sorted(set(cut_at) | set(recalled))
+        ]
     printed = _print_rows(lattices, probas, paths)
     printed |= _words(probas, paths)
     printed |= _print_sized(lattices, paths, print_height) | words
@@ -270,6 +349,30 @@ def read_blobs(
         if k not in printed:
             out += [Detection(*lat.pieces[e], proba[e]) for e in path]
     return out
+
+
+def _recall(
+    memory: SplitMemory,
+    wide: list[tuple[int, float]],
+    whole: dict[int, tuple[tuple[Box, np.ndarray], np.ndarray]],
+    lattices: list[Lattice],
+) -> dict[int, _Reading]:
+    """The `wide` blobs (lattice index, height) that `memory` read before, with its reading."""
+    found = {k: memory.recall(lattices[k].blob.box, whole[k][0][1]) for k, _ in wide}
+    return {k: reading for k, reading in found.items() if reading is not None}
+
+
+def _recalled(
+    reading: _Reading, blob: Blob, whole: tuple[tuple[Box, np.ndarray], np.ndarray]
+) -> tuple[Lattice, np.ndarray]:
+    """A lattice of a reading from memory: its pieces in a row, moved as the blob moved, and
+    this frame's whole blob beside them."""
+    dx, dy = blob.box[0] - reading.box[0], blob.box[1] - reading.box[1]
+    lat = Lattice(end=len(reading.pieces), blob=blob, cost=CUT_COST)
+    for i, ((x, y, w, h), image, _) in enumerate(reading.pieces):
+        lat.add(i, i + 1, ((x + dx, y + dy, w, h), image))
+    lat.add(0, lat.end, whole[0])
+    return lat, np.concatenate([np.stack([p for _, _, p in reading.pieces]), whole[1]])
 
 
 def _print_rows(lattices: list[Lattice], probas: list[np.ndarray], paths: list[list[int]]) -> set[int]:
@@ -524,17 +627,24 @@ def _plans(
     labels: np.ndarray,
     darkness: np.ndarray,
     budget: int,
+    valleys: int,
+    cache: dict[int, _Plan],
 ) -> dict[int, _Plan]:
     """Plans of the `wide` blobs (lattice index, digit height), the least sure first, as many
-    as `budget` pieces can cut at FEWEST_CUTS valleys each."""
+    as `budget` pieces can cut at `valleys` valleys each (`cache`: the plans made so far)."""
     plans: dict[int, _Plan] = {}
     for k, height in wide:
-        plan = _plan(lattices[k].blob, labels, darkness, height)
-        budget -= BLOB_PIECES + plan.demand(FEWEST_CUTS, 0)
+        plan = cache[k] = cache[k] if k in cache else _plan(lattices[k].blob, labels, darkness, height)
+        budget -= BLOB_PIECES + plan.demand(valleys, 0)
         if budget < 0 and plans:
             break
         plans[k] = plan
     return plans
+
+
+def _demand(plans: dict[int, _Plan], valleys: int) -> int:
+    """The pieces cutting every plan at `valleys` straight cuts costs, finding them included."""
+    return sum(BLOB_PIECES + plan.demand(valleys, 0) for plan in plans.values())
 
 
 def _valleys_for(plans: list[_Plan], budget: int) -> int:

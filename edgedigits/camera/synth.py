@@ -127,6 +127,20 @@ def film(
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), moved
 
 
+def held(
+    frame: np.ndarray, truths: list[Truth], rng: np.random.Generator, n_frames: int, shake: int = 2
+) -> Any:
+    """A still page held before a live camera: `n_frames` (frame, truths), each moved by up to
+    `shake` px each way, as a hand-held camera's frames are."""
+    h, w = frame.shape[:2]
+    for _ in range(n_frames):
+        dx, dy = (int(v) for v in rng.integers(-shake, shake + 1, 2))
+        moved = cv2.warpAffine(
+            frame, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE
+        )
+        yield moved, [Truth(t.label, (t.box[0] + dx, t.box[1] + dy, t.box[2], t.box[3])) for t in truths]
+
+
 def scattered_frame(
     digits: np.ndarray,
     labels: np.ndarray,
