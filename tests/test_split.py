@@ -385,9 +385,10 @@ def _print_page_of(clf, digits, rows=8):
 def test_long_lines_of_print_are_found_by_reading_a_few_letters(clf, digits, monkeypatch):
     """Lines of print whose letters are a digit's size: each line is probed, 8 letters read,
     and found print before its letters are joined, cropped or read (blobs._probe_print). The
-    frame classifies under half the crops it did (every letter, then the splitter's pieces of
-    the words; a benchmark page of 1,470 letters took ~150 ms on one core where the bound is
-    30 ms); nothing in the print is reported either way, and the pen digits are read."""
+    frame classifies 147 crops, not 261 (every letter, then the splitter's pieces of the words
+    as far as its budget goes, less the letters beyond split.FIRST_FREE; a benchmark page of
+    1,470 letters took ~150 ms on one core where the bound is 30 ms); nothing in the print is
+    reported either way, and the pen digits are read."""
     frame, truths = _print_page_of(clf, digits)
     crops = {}
     for long_line in (blob_stage.LONG_LINE, 10**6):  # 10**6: no line is long enough to probe
@@ -403,7 +404,23 @@ def test_long_lines_of_print_are_found_by_reading_a_few_letters(clf, digits, mon
         assert [d for d in found if d.box[1] + d.box[3] < truths[0].box[1]] == [], long_line
         read = [{"label": int(d.proba.argmax()), "box": d.box} for d in found]
         assert score_detections(truths, read)[1] == 4, long_line
-    assert 2 * min(crops.values()) < max(crops.values()) == crops[10**6], crops
+    assert min(crops.values()) < 0.6 * max(crops.values()) and max(crops.values()) == crops[10**6], crops
+
+
+def test_a_frame_classifies_a_bounded_number_of_crops_in_all(clf, digits, monkeypatch):
+    """A page of 151 letter-sized blobs read whole (no line probed): the first call reads every
+    blob, and its crops beyond FIRST_FREE come out of the splitter's budget, so the frame reads
+    MOST_PIECES + FIRST_FREE crops at most (261 here; 329 when the first call was free)."""
+    frame, _ = _print_page_of(clf, digits)
+    monkeypatch.setattr(blob_stage, "LONG_LINE", 10**6)
+    totals, bound = {}, split.MOST_PIECES + split.FIRST_FREE
+    for free in (split.FIRST_FREE, 10**6):
+        monkeypatch.setattr(split, "FIRST_FREE", free)
+        sizes = []
+        detect(frame, lambda images, sizes=sizes: sizes.append(len(images)) or clf.predict_proba(images))
+        totals[free] = (sizes[0], sum(sizes))
+    (first, total), (_, free_first) = totals.values()
+    assert first > bound - split.MOST_PIECES and total <= max(first, bound) and total < free_first, totals
 
 
 def test_a_long_line_of_handwritten_digits_is_read(clf, digits):

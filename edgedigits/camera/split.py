@@ -105,6 +105,11 @@ MOST_PIECES = 256
 # numbers written joined (1600x480): 67.4% -> 83.3% read right, no slower on pages of print
 BLOB_PIECES = 7
 FEWEST_CUTS = 4
+# ... and the first call's crops beyond this many count against it: a frame classifies
+# MOST_PIECES + FIRST_FREE crops in all (each of its blobs once, when they are more). A page of
+# 116 words of print blown up to 1920x853: 32-36 -> 30-33 ms, one core; a dark-print page of
+# 105 blobs (1542x748): 28.6 -> 25.3 ms; every development set read the same
+FIRST_FREE = 64
 # ... but a still image (SegmentConfig.still: an image or folder source, read_digits on a file)
 # is read whole, not at a frame rate: a 1280x720 photo of ~35 numbers written joined takes
 # ~1,200 pieces (camera_real's crowded set: 92.0% read right, the slowest 106 ms; 23.5% within
@@ -239,8 +244,9 @@ def read_blobs(
     of the readings still unsure somewhere, cut again with leaning cuts beside the straight ones
     (a piece the second call read is not read again).
     The two later calls classify MOST_PIECES pieces at most (STILL_PIECES for a still image,
-    SegmentConfig.still), the least sure blobs first; when
-    every unsure blob's cuts would make more, each is cut at fewer valleys (_valleys_for).
+    SegmentConfig.still), less the first call's crops beyond FIRST_FREE, the least sure blobs
+    first; when every unsure blob's cuts would make more, each is cut at fewer valleys
+    (_valleys_for).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
     digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
@@ -269,6 +275,7 @@ def read_blobs(
     whole = {k: (lattices[k].pieces[0], probas[k]) for k, _ in wide}
     wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
     budget = STILL_PIECES if config.still else MOST_PIECES
+    budget -= max(0, sum(len(lat.pieces) for lat in lattices) - FIRST_FREE)  # the first call's crops
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
     cut_at: dict[int, bool] = {}  # the blobs cut in this frame: whether no budget cut it short
     full_lean: set[int] = set()  # the blobs given every leaning cut
