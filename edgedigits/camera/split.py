@@ -287,12 +287,12 @@ def read_blobs(
     if recalled:  # the blobs not read before; when every one was, those a budget cut short,
         # read again at every valley, as many as fit: each frame finishes a few
         wide = [(k, h) for k, h in wide if (k in recalled) == again and not (again and recalled[k].final)]
+    valleys = MOST_CUTS
     if short and not again:
         plans = _plans(wide, lattices, labels, darkness, budget, FEWEST_CUTS, cache)
         valleys = _valleys_for(list(plans.values()), budget - BLOB_PIECES * len(plans))
-    else:
+    elif recalled:  # fewer blobs to cut: those that fit at every valley
         plans = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
-        valleys = MOST_CUTS
     for lean in (False, True):
         cut, todo = [], []  # (blob, height, lattice); the pieces not read yet
         for n, (k, height) in enumerate(wide):
