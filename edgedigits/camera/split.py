@@ -280,8 +280,8 @@ def read_blobs(
     cut_at: dict[int, bool] = {}  # the blobs cut in this frame: whether no budget cut it short
     full_lean: set[int] = set()  # the blobs given every leaning cut
     cache: dict[int, _Plan] = {}
-    plans = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
-    short = len(plans) < len(wide) or _demand(plans, MOST_CUTS) > budget  # cannot cut them all
+    plans, left = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
+    short = len(plans) < len(wide) or left < 0  # cannot cut them all
     recalled = _recall(memory, wide, whole, lattices) if memory is not None and short else {}
     again = bool(wide) and all(k in recalled for k, _ in wide)
     if recalled:  # the blobs not read before; when every one was, those a budget cut short,
@@ -289,10 +289,10 @@ def read_blobs(
         wide = [(k, h) for k, h in wide if (k in recalled) == again and not (again and recalled[k].final)]
     valleys = MOST_CUTS
     if short and not again:
-        plans = _plans(wide, lattices, labels, darkness, budget, FEWEST_CUTS, cache)
+        plans, _ = _plans(wide, lattices, labels, darkness, budget, FEWEST_CUTS, cache)
         valleys = _valleys_for(list(plans.values()), budget - BLOB_PIECES * len(plans))
     elif recalled:  # fewer blobs to cut: those that fit at every valley
-        plans = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
+        plans, _ = _plans(wide, lattices, labels, darkness, budget, MOST_CUTS, cache)
     for lean in (False, True):
         cut, todo = [], []  # (blob, height, lattice); the pieces not read yet
         for n, (k, height) in enumerate(wide):
@@ -636,9 +636,10 @@ def _plans(
     budget: int,
     valleys: int,
     cache: dict[int, _Plan],
-) -> dict[int, _Plan]:
+) -> tuple[dict[int, _Plan], int]:
     """Plans of the `wide` blobs (lattice index, digit height), the least sure first, as many
-    as `budget` pieces can cut at `valleys` valleys each (`cache`: the plans made so far)."""
+    as `budget` pieces can cut at `valleys` valleys each (`cache`: the plans made so far), and
+    what is left of the budget (below 0: not every blob fits; finding the cuts counted)."""
     plans: dict[int, _Plan] = {}
     for k, height in wide:
         plan = cache[k] = cache[k] if k in cache else _plan(lattices[k].blob, labels, darkness, height)
@@ -646,12 +647,7 @@ def _plans(
         if budget < 0 and plans:
             break
         plans[k] = plan
-    return plans
-
-
-def _demand(plans: dict[int, _Plan], valleys: int) -> int:
-    """The pieces cutting every plan at `valleys` straight cuts costs, finding them included."""
-    return sum(BLOB_PIECES + plan.demand(valleys, 0) for plan in plans.values())
+    return plans, budget
 
 
 def _valleys_for(plans: list[_Plan], budget: int) -> int:
