@@ -21,6 +21,8 @@ Sets (each run with the camera's defaults: CameraConfig(), the bundled model unl
   crowded_live  the same pages each held before the live camera for 8 frames (moved up to 2 px
                 each way): the splitter's piece budget holds the frame rate, and a blob read in
                 one frame is not cut again in the next; every frame scored; no target
+  defocused     640x480 phone photos out of focus (blur 1.3-2.2 px) of 4 rows of numbers of
+                5-9 digits 20-45 px tall, written apart but close; its own seed
 Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.npz, else the
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit
 and the slowest frame (segment + classify, one core). Then the time bounds.
@@ -219,6 +221,9 @@ def main() -> None:
     rows.append(run_synthetic("crowded", pages, clf, still=True))
     video = (frame for page, truths in pages for frame in held(page, truths, crowded, HELD))
     rows.append(run_synthetic("crowded_live", video, clf, video=True))
+    blurred = np.random.default_rng(2029)
+    pages = (synth_pages.defocused(x, y, blurred) for _ in range(args.pages))
+    rows.append(run_synthetic("defocused", pages, clf))
     targets = []
     if real:
         targets += [

@@ -13,6 +13,8 @@ truths). Kinds:
                 digits crossing them) and a margin line
   squared       squared (graph) paper: digits 1-1.6 squares tall written over a grid of
                 faint to mid-grey lines, which cross most digits
+  crowded       a photo of 4 rows of numbers, every number written joined
+  defocused     a phone photo out of focus of numbers written close, digits apart
   scene_video   a video whose digits change in place every few frames
 """
 
@@ -266,6 +268,27 @@ def crowded(
             truths += row
             x = end + int(rng.uniform(0.6, 1.0) * height)
     return film(canvas, rng, truths, tilt=0.02, blur=0.8, noise=3.0)
+
+
+def defocused(
+    digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator, scale: float = 1.0
+) -> tuple[np.ndarray, list[Truth]]:
+    """A phone photo out of focus (640 x 480 at scale 1, blurred 1.3-2.2 px): 4 rows of
+    numbers of 5-9 digits, 20-45 px tall, written apart but close (gaps of 8-30% of their
+    height), as on a list of phone numbers. The blur spreads each stroke's soft tail over the
+    gaps between the digits."""
+    h, w = int(480 * scale), int(640 * scale)
+    canvas = paper(h, w, rng)
+    truths: list[Truth] = []
+    for r in range(4):
+        height = int(rng.uniform(20, 45) * scale)
+        y = int((r + 0.5) * h / 4.3)
+        idx = _pick(labels, rng, int(rng.integers(5, 10)))
+        x = int(rng.uniform(0.04, 0.2) * w)
+        gap = float(rng.uniform(0.08, 0.3))
+        if x + _row_width(digits[idx], height, gap) <= 0.95 * w:
+            truths += _row_of_digits(canvas, digits[idx], labels[idx], x, y, height, gap, rng)[0]
+    return film(canvas, rng, truths, tilt=0.03, blur=float(rng.uniform(1.3, 2.2)) * scale, noise=3.0)
 
 
 def scene_video(
