@@ -41,6 +41,13 @@ PRINT_TALL = 1.8  # its letters and words are at most this many times its median
 LONG_LINE = 24
 PROBES = 8
 PROBE_SURE = 0.9
+# a component of a digit's height too wide for max_digits_per_blob digits (a row of them that
+# blur joined) is cut to its ink at least this share as dark as the darkest ink within two pen
+# widths (_soft_rows_apart). 60 generated photos out of focus (seeds 11 and 12): 83.2% / 84.4%
+# -> 89.8% / 87.1% read right; every other development set read exactly the same. Cutting the
+# ink of every blob so read 92.3% on both, but changed 8 tests' cases of print and broken
+# strokes, and added 0.3-0.8 points of false detections on touching, ruled and dark print pages
+SOFT_SHARE = 0.2
 
 
 @dataclass
@@ -68,7 +75,9 @@ def find_blobs(
     Lines the digits are written on (ruled paper, a form's rules, a grid) are taken out
     first, so the digits touching them come apart (_lines). When the page holds two inks
     (faint print and a pen), the faint components are dropped whole and the pen components
-    lose their faint pixels, so a pen stroke that touches the print comes apart from it."""
+    lose their faint pixels, so a pen stroke that touches the print comes apart from it. A
+    row of digits that blur joined into one blob too wide for a number comes apart at its
+    strokes' cores (_soft_rows_apart)."""
     config = config or SegmentConfig()
     comps = _components(mask, darkness, config)
     lines = find_rules(mask, comps)
@@ -78,13 +87,14 @@ def find_blobs(
         beside = slivers(comps, *lines)  # what is left of a line beside it is no digit
         comps.sized &= ~beside
         comps.judged &= ~beside
-    split = _ink_split(comps.strength, comps.judged, config.faint_ratio)
+    split = _ink_split(comps.strength, comps.judged, config.faint_ratio, comps.stats[:, 3])
     if split is not None:
         # faint components go whole; pen components lose their faint pixels (print they touch)
         faint_top, pen_mean = split
         in_pen = np.concatenate([[False], comps.strength > faint_top])[comps.labels]  # per pixel
-        pen = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
-        comps = _components(pen, darkness, config)
+        mask = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
+        comps = _components(mask, darkness, config)
+    comps = _soft_rows_apart(comps, mask, darkness, config)
     line, size = _letter_lines(comps)
     printed = _print(comps, line)  # letters and words of lines of print (as dark as the pen)
     if read is not None:
@@ -249,12 +259,18 @@ def _probe_print(
     return out
 
 
-def _ink_split(strength: np.ndarray, candidates: np.ndarray, ratio: float) -> tuple[float, float] | None:
+def _ink_split(
+    strength: np.ndarray, candidates: np.ndarray, ratio: float, heights: np.ndarray
+) -> tuple[float, float] | None:
     """(the faint ink's strongest mean, the pen's mean) or None when the page has one ink: when the
     candidates' mean ink strengths fall into two groups (best two-class split, as Otsu's)
     whose means differ by more than 1/ratio, the fainter group is print, a pencil ghost or
-    paper texture, and the pen is the darker."""
-    values = np.sort(strength[candidates])
+    paper texture, and the pen is the darker, unless the darker group's components are
+    shorter than the fainter's (median `heights`): pen digits are no smaller than the print
+    among them, and a few dark specks beside digits out of focus, whose soft strokes measure
+    faint, are no pen (a blurred photo's 42 digits of 47 dropped as print beside 5 specks)."""
+    order = np.argsort(strength[candidates], kind="stable")
+    values, tall = strength[candidates][order], heights[candidates][order]
     if len(values) < 2:
         return None
     total, count = np.cumsum(values), np.arange(1, len(values) + 1)
@@ -263,7 +279,31 @@ def _ink_split(strength: np.ndarray, candidates: np.ndarray, ratio: float) -> tu
     split = int(np.argmax(count[:-1] * (len(values) - count[:-1]) * (high_mean - low_mean) ** 2))
     if low_mean[split] >= ratio * high_mean[split]:
         return None
+    if np.median(tall[split + 1 :]) < np.median(tall[: split + 1]):
+        return None
     return float(values[split]), float(high_mean[split])
+
+
+def _soft_rows_apart(
+    comps: _Components, mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig
+) -> _Components:
+    """Components of a digit's height but too wide for max_digits_per_blob digits, their ink
+    cut to what is at least SOFT_SHARE as dark as the darkest ink within two pen widths: out
+    of focus, a stroke's soft tail lies above the paper's noise and spans the gaps between
+    digits written close, so a row of them is one blob, dropped as a line. Cut to their
+    strokes' cores and the rims close to them, they come apart. Ruled lines went before."""
+    x, y, bw, bh, _ = comps.stats.T
+    widest = config.max_digits_per_blob * config.max_aspect * bh
+    rows = comps.inside & (bw > widest) & (bh >= comps.min_h) & (bh <= config.max_height_frac * mask.shape[0])
+    if not rows.any():
+        return comps
+    k = 2 * math.ceil(2 * comps.pen) + 1  # from a soft tail, the stroke's darkest middle is in reach
+    near = cv2.dilate(darkness, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
+    core = cv2.compare(cv2.convertScaleAbs(darkness, alpha=1.0 / SOFT_SHARE), near, cv2.CMP_GE)
+    in_rows = np.concatenate([[False], rows])[comps.labels]
+    return _components(
+        np.where(in_rows, cv2.bitwise_and(mask, core), mask).astype(np.uint8), darkness, config
+    )
 
 
 def _fill(b: Blob) -> float:
