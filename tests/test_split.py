@@ -126,6 +126,28 @@ def _printed(canvas, words, at, scale, blur):
 WORDS = ("phone number", "signed address", "please total", "received", "write below", "by the office")
 
 
+def _one_digit(box, confidence, line):
+    """A lattice of one blob read as a 3 at `confidence`, and its probabilities."""
+    lat = split.Lattice(end=1, blob=blob_stage.Blob(box, [1], 100, line, 6))
+    lat.add(0, 1, (box, np.zeros((28, 28), np.float32)))
+    proba = np.full((1, 10), (1 - confidence) / 9, np.float32)
+    proba[0, 3] = confidence
+    return lat, proba
+
+
+@pytest.mark.parametrize("tall_x,label", [(145, False), (260, True)])
+def test_a_long_tailed_digit_among_a_row_makes_it_no_printed_label(tall_x, label):
+    """A row of handwritten digits 30 px tall, one read unsure (dim light), and a long-tailed 9
+    80 px tall: beside the row, the row is a printed label beside a number (_labels); standing
+    among the row's digits, it is one of them, and the row stays (a real page lit unevenly:
+    57 -> 63 of 73 digits)."""
+    row = [_one_digit((40 + 25 * i, 180, 13, 30), 0.3 if i == 2 else 0.99, 0) for i in range(7) if i != 4]
+    tall = _one_digit((tall_x, 175, 13, 80), 0.99, -1)
+    lattices, probas = zip(*row, tall, strict=True)
+    dropped = split._labels(list(lattices), list(probas), [[0]] * len(lattices), set())
+    assert (dropped == set(range(len(row)))) is label, dropped
+
+
 def test_a_printed_word_that_shares_the_numbers_line_is_no_digits(clf, digits):
     """A blurred label 30 px before a number 60 px tall: close enough to share its line of
     text, so the line's median height is the number's and the line is no label; the word alone

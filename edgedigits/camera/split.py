@@ -487,7 +487,8 @@ def _labels(
     for ks in candidates:
         x, y, w, h = np.array([lattices[k].blob.box for k in ks], np.float64).T
         x0, x1, middle, tall = x.min(), (x + w).max(), (y.min() + (y + h).max()) / 2, float(np.median(h))
-        near = np.maximum(dx - x1, x0 - (dx + dw)) <= LABEL_NEAR * dh
+        apart = np.maximum(dx - x1, x0 - (dx + dw))  # below 0: among the line's blobs
+        near = (apart >= 0) & (apart <= LABEL_NEAR * dh)
         if np.any(near & (dy <= middle) & (middle <= dy + dh) & (tall <= LABEL_SMALL * dh)):
             out.update(k for k in ks if lattices[k].blob.box[3] <= PRINT_SURE_TALL * tall)
     return out
