@@ -83,10 +83,7 @@ def find_blobs(
     lines = find_rules(mask, comps)
     if lines is not None:  # ruled lines, table rules, a grid: digits sitting on them come free
         mask = cv2.subtract(mask, cv2.bitwise_or(*lines))
-        comps = _components(mask, darkness, config)
-        beside = slivers(comps, *lines)  # what is left of a line beside it is no digit
-        comps.sized &= ~beside
-        comps.judged &= ~beside
+        comps = _without_slivers(_components(mask, darkness, config), lines)
     split = _ink_split(comps.strength, comps.judged, config.faint_ratio, comps.stats[:, 3])
     if split is not None:
         # faint components go whole; pen components lose their faint pixels (print they touch)
@@ -94,7 +91,10 @@ def find_blobs(
         in_pen = np.concatenate([[False], comps.strength > faint_top])[comps.labels]  # per pixel
         mask = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
         comps = _components(mask, darkness, config)
-    comps = _soft_rows_apart(comps, mask, darkness, config)
+    rows_apart = _soft_rows_apart(comps, mask, darkness, config)
+    if rows_apart is not comps and lines is not None:  # new components: line slivers again
+        rows_apart = _without_slivers(rows_apart, lines)
+    comps = rows_apart
     line, size = _letter_lines(comps)
     printed = _print(comps, line)  # letters and words of lines of print (as dark as the pen)
     if read is not None:
@@ -282,6 +282,14 @@ def _ink_split(
     if np.median(tall[split + 1 :]) < np.median(tall[: split + 1]):
         return None
     return float(values[split]), float(high_mean[split])
+
+
+def _without_slivers(comps: _Components, lines: tuple[np.ndarray, np.ndarray]) -> _Components:
+    """`comps` less what is left of a removed line beside it (rules.slivers): no digit."""
+    beside = slivers(comps, *lines)
+    comps.sized &= ~beside
+    comps.judged &= ~beside
+    return comps
 
 
 def _soft_rows_apart(
