@@ -91,10 +91,7 @@ def find_blobs(
         in_pen = np.concatenate([[False], comps.strength > faint_top])[comps.labels]  # per pixel
         mask = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
         comps = _components(mask, darkness, config)
-    rows_apart = _soft_rows_apart(comps, mask, darkness, config)
-    if rows_apart is not comps and lines is not None:  # new components: line slivers again
-        rows_apart = _without_slivers(rows_apart, lines)
-    comps = rows_apart
+    comps = _soft_rows_apart(comps, mask, darkness, config, lines)
     line, size = _letter_lines(comps)
     printed = _print(comps, line)  # letters and words of lines of print (as dark as the pen)
     if read is not None:
@@ -293,13 +290,18 @@ def _without_slivers(comps: _Components, lines: tuple[np.ndarray, np.ndarray]) -
 
 
 def _soft_rows_apart(
-    comps: _Components, mask: np.ndarray, darkness: np.ndarray, config: SegmentConfig
+    comps: _Components,
+    mask: np.ndarray,
+    darkness: np.ndarray,
+    config: SegmentConfig,
+    lines: tuple[np.ndarray, np.ndarray] | None,
 ) -> _Components:
     """Components of a digit's height but too wide for max_digits_per_blob digits, their ink
     cut to what is at least SOFT_SHARE as dark as the darkest ink within two pen widths: out
     of focus, a stroke's soft tail lies above the paper's noise and spans the gaps between
     digits written close, so a row of them is one blob, dropped as a line. Cut to their
-    strokes' cores and the rims close to them, they come apart. Ruled lines went before."""
+    strokes' cores and the rims close to them, they come apart. Ruled lines (`lines`, or None)
+    went before; what is left of them beside the new components is no digit either."""
     x, y, bw, bh, _ = comps.stats.T
     widest = config.max_digits_per_blob * config.max_aspect * bh
     rows = comps.inside & (bw > widest) & (bh >= comps.min_h) & (bh <= config.max_height_frac * mask.shape[0])
@@ -309,9 +311,10 @@ def _soft_rows_apart(
     near = cv2.dilate(darkness, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     core = cv2.compare(cv2.convertScaleAbs(darkness, alpha=1.0 / SOFT_SHARE), near, cv2.CMP_GE)
     in_rows = np.concatenate([[False], rows])[comps.labels]
-    return _components(
+    apart = _components(
         np.where(in_rows, cv2.bitwise_and(mask, core), mask).astype(np.uint8), darkness, config
     )
+    return apart if lines is None else _without_slivers(apart, lines)
 
 
 def _fill(b: Blob) -> float:
