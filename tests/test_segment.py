@@ -88,8 +88,10 @@ def _read_small(clf, frames, config=None):
 def test_digits_written_12_to_15_px_tall_read_surely_without_their_blurred_rim(digits, monkeypatch):
     """A digit 12-15 px tall, blurred by the camera, is enlarged to 20 px with its faint rim:
     2-3 px wide there, where MNIST's anti-aliased edge is under 1. Its ink below a tenth of its
-    darkest goes (segment.HALO): 88% of 300 shipped test digits read right at 0.5 or more;
-    with the rim, 79%."""
+    darkest goes (segment.HALO): 93% of 300 shipped test digits read right at 0.5 or more;
+    with the rim, 90%. (88% and 79% before the splitter sharpened its ink: a small digit read
+    unsure and wide enough to hold two is also read whole from the sharpened ink, which has
+    no such rim.)"""
     from edgedigits.camera import segment as seg
     from edgedigits.camera.loop import bundled_model
     from edgedigits.runtime import load_classifier
@@ -102,7 +104,7 @@ def test_digits_written_12_to_15_px_tall_read_surely_without_their_blurred_rim(d
     n, right, false = _read_small(clf, frames)
     assert right >= 0.85 * n and false <= 0.01 * n, (right, n, false)
     monkeypatch.setattr(seg, "HALO", 0.0)
-    assert _read_small(clf, frames)[1] <= right - 15
+    assert _read_small(clf, frames)[1] <= right - 5
 
 
 def test_small_digits_alone_are_found_beside_bigger_ones(digits):

@@ -6,7 +6,8 @@ candidate digits (a crop). A lone blob is one edge. Two close blobs whose union 
 the shape of one digit (a stroke broken by the threshold) are three edges: each alone, or
 joined. A blob as wide as several digits gets a node at every valley of its ink column
 profile and an edge between any two nodes a digit's width apart, so "1636" can be cut
-narrow-wide-wide-wide (only when the whole blob's reading is unsure: a second batch). Where
+narrow-wide-wide-wide (only when the whole blob's reading is unsure: a second batch; its ink is
+sharpened first, as a camera out of focus blurs the gaps between digits shut). Where
 that reading is still unsure somewhere, cuts that lean with the writing join the straight ones
 (a third batch): slanted digits that overlap come apart along the gap between them, and the
 cheapest paths of all part digits that overlap with no valley between them.
@@ -71,6 +72,19 @@ MOST_CUTS = 14  # valleys tried per blob, the deepest ones: a straight cut down 
 MOST_LEAN = 4  # leaning cuts tried beside them (_seams)
 DRIFT_COST = 0.3  # ink pixels a cut path's sideways step costs: it leans with the gap, no more
 CORE = 0.5  # a stroke's core: ink darker than this share of the blob's darkest (its rim is not)
+# a wide blob's ink is sharpened before it is cut (unsharp masking: ink + SHARPEN x (ink - ink
+# blurred by SHARPEN_BLUR px, at most SHARPEN_SHARE of a digit's height)): blur fills the gap
+# between touching digits and the loops they make, and softens the pieces the model reads. The
+# core stays measured against the unsharpened darkest: measured against the sharpened one, thin
+# strokes fell out of it, a small 0's loop opened and the 0 was cut into a 5 and a 7. 60
+# development pages per kind (seeds 11 and 12): defocused 89.8% -> 95.7% and 87.1% -> 95.6%
+# read right, crowded 92.1% -> 93.6% and 93.1%, touching 90.9% -> 92.4% (seed 11; seed 12 the
+# same, 92.4%), small 95.7% -> 97.2% and 96.3% -> 97.3%, every other kind within 0.3 points;
+# false detections on touching pages 0.005 -> 0.009 per digit. The real pages 70 -> 72 of 73;
+# blurred 1.5 px, 57 -> 68 (real_conditions; its conditions without blur: 929 -> 930 of 949)
+SHARPEN = 2.0
+SHARPEN_BLUR = 2.0
+SHARPEN_SHARE = 1 / 15
 MIN_TALL = 0.4  # a cut piece is at least this share of a digit's height: else a stroke's fragment
 MIN_INK = 0.25  # ... and holds this share of a digit's ink at least (a 1 holds about half)
 SURE = 0.9  # a wide blob read as one digit at least this surely is not split
@@ -569,7 +583,6 @@ class _Plan:
         new[1 + min(valleys, len(self.straight_at)) : -1] = leaning > 0
         apart = np.abs(where[None, :] - where[:, None])
         pairs = (apart >= 0.1 * self.height) & (apart <= 1.3 * self.height)
-        pairs[0, -1] = pairs[-1, 0] = False  # the whole blob
         if leaning:
             pairs &= new[:, None] | new[None, :]
         return int(pairs.sum()) // 2
@@ -582,9 +595,18 @@ def _plan(blob: Blob, labels: np.ndarray, darkness: np.ndarray, height: float) -
     if f > 1:
         ink = cv2.resize(ink, (max(1, ink.shape[1] // f), ink.shape[0] // f), interpolation=cv2.INTER_AREA)
         height /= f
-    core, loops = _strokes_and_loops(ink)
+    top = float(ink.max())
+    ink = _sharpened(ink, min(SHARPEN_BLUR, SHARPEN_SHARE * height))
+    core, loops = _strokes_and_loops(ink, top)
     straight, _ = _seams(ink, MOST_CUTS, False, (core, loops))
     return _Plan(blob, ink, f, height, core, loops, straight, [])
+
+
+def _sharpened(ink: np.ndarray, blur: float) -> np.ndarray:
+    """uint8 ink with its edges steepened: unsharp masking by SHARPEN over `blur` px."""
+    flat = ink.astype(np.float32)
+    soft = cv2.GaussianBlur(flat, (0, 0), blur)
+    return np.clip(flat + SHARPEN * (flat - soft), 0, 255).astype(np.uint8)
 
 
 def _leaning(plan: _Plan) -> _Plan:
@@ -596,8 +618,9 @@ def _leaning(plan: _Plan) -> _Plan:
 def _cuts(
     plan: _Plan, valleys: int, leaning: int, made: dict[bytes, tuple[Box, np.ndarray]] | None = None
 ) -> Lattice:
-    """A node per cut path (_Plan.nodes); an edge between any two nodes a digit's width apart
-    (the whole blob is added by the caller). A piece is the ink between its two paths, row by
+    """A node per cut path (_Plan.nodes); an edge between any two nodes a digit's width apart,
+    the blob's two sides too when it is no wider (the whole, read from the sharpened ink: the
+    caller adds it as first read, too). A piece is the ink between its two paths, row by
     row, so two slanted digits whose columns overlap come apart along the gap between them.
     `made`: the pieces an earlier call made of this blob, by key, taken as they are."""
     made = made or {}
@@ -614,7 +637,7 @@ def _cuts(
     least_ink = MIN_INK * float(ink.sum(dtype=np.float64)) * min(1.0, 0.7 * height / w)
     for i in range(len(nodes) - 1):
         for j in range(i + 1, len(nodes)):
-            if (i, j) != (0, len(nodes) - 1) and 0.1 * height <= where[j] - where[i] <= 1.3 * height:
+            if 0.1 * height <= where[j] - where[i] <= 1.3 * height:
                 key = nodes[i].tobytes() + nodes[j].tobytes()
                 if key in made:
                     lat.add(i, j, made[key], key)
@@ -680,9 +703,10 @@ def _leaning_for(plan: _Plan, valleys: int, budget: int, blobs: int) -> int:
     return leaning
 
 
-def _strokes_and_loops(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the strokes' cores, the paper inside loops) of a blob's ink, bool masks (_holes)."""
-    core = ink > CORE * float(ink.max())
+def _strokes_and_loops(ink: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """(the strokes' cores: darker than CORE x `top`; the paper inside loops) of a blob's ink,
+    bool masks (_holes)."""
+    core = ink > CORE * top
     loops = np.zeros(ink.shape, np.uint8)
     for contour in _holes(core):
         cv2.drawContours(loops, [contour], -1, 1, thickness=cv2.FILLED)
@@ -762,12 +786,14 @@ def _seams(
     Paper enclosed by a loop costs as much as ink: a cut through a 0, 6, 8 or 9 pays for the
     loop's height (_holes). It is not forbidden: two digits that touch can enclose paper
     between them too, and then every cut between them crosses it.
-    Ink is counted in the strokes' cores (darker than CORE x the blob's darkest): the soft rims
+    Ink is counted in the strokes' cores (darker than CORE x the blob's darkest; _plan measures
+    that darkest before it sharpens the ink): the soft rims
     of two digits written close merge under the threshold that finds faint ink, and a cut
     through rims alone is free (counting them left no column of such a pair cheaper than a
     stroke, and no cut between them)."""
     h, w = ink.shape
-    core, loops = masks if masks is not None else _strokes_and_loops(ink)  # the caller's, if it has them
+    # the caller's masks, if it has them
+    core, loops = masks if masks is not None else _strokes_and_loops(ink, float(ink.max()))
     cost = (core | loops).astype(np.float32)
     deepest = _valleys(ink > 0, most)
     ends = sorted(deepest)
