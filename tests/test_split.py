@@ -15,7 +15,7 @@ from edgedigits.camera import segment as seg
 from edgedigits.camera import split, synth_pages
 from edgedigits.camera.loop import Tracker, bundled_model, process_frame
 from edgedigits.camera.split import detect
-from edgedigits.camera.synth import demo_digits, film, held, ink_digit, paper, score_detections
+from edgedigits.camera.synth import Truth, demo_digits, film, held, ink_digit, paper, score_detections
 from edgedigits.runtime import load_classifier
 
 
@@ -135,17 +135,53 @@ def _one_digit(box, confidence, line):
     return lat, proba
 
 
-@pytest.mark.parametrize("tall_x,label", [(145, False), (260, True)])
+@pytest.mark.parametrize("tall_x,label", [(145, False), (260, True), (206, False), (400, False)])
 def test_a_long_tailed_digit_among_a_row_makes_it_no_printed_label(tall_x, label):
     """A row of handwritten digits 30 px tall, one read unsure (dim light), and a long-tailed 9
-    80 px tall: beside the row, the row is a printed label beside a number (_labels); standing
-    among the row's digits, it is one of them, and the row stays (a real page lit unevenly:
-    57 -> 63 of 73 digits)."""
+    80 px tall: a word space or two beside the row, the row is a printed label beside a number
+    (_labels); standing among the row's digits, it is one of them, and the row stays (a real
+    page lit unevenly: 57 -> 63 of 73 digits). Written on 3 px after the row's end, it ends
+    the row's writing; 2.5 of its heights along, it is another number."""
     row = [_one_digit((40 + 25 * i, 180, 13, 30), 0.3 if i == 2 else 0.99, 0) for i in range(7) if i != 4]
     tall = _one_digit((tall_x, 175, 13, 80), 0.99, -1)
     lattices, probas = zip(*row, tall, strict=True)
     dropped = split._labels(list(lattices), list(probas), [[0]] * len(lattices), set())
     assert (dropped == set(range(len(row)))) is label, dropped
+
+
+def _tall_one_beside_a_joined_pair(x, y, clf, seed):
+    """A 1 written upright and 75 px tall, then two digits 24 px tall written joined beside its
+    top (a long-tailed 7 before "56" on a real page): the 1 and the pair are one unit of two
+    blobs (_units), their union no wider than tall. (frame, truths)"""
+    rng = np.random.default_rng(seed)
+    canvas = paper(200, 260, rng, uneven=False)
+    one, first, second = (_clear(clf, x, y, d)[seed] for d in (1, *(3 * seed % 10, (3 * seed + 5) % 10)))
+    upright = np.zeros((28, 28), np.uint8)
+    upright[:, 7:21] = cv2.resize(x[one], (14, 28), interpolation=cv2.INTER_AREA)
+    box = ink_digit(canvas, upright, 40, 40, 75)
+    pair, right = np.array([first, second]), box[0] + box[2] + 1
+    truths, _ = synth_pages._row_of_digits(canvas, x[pair], y[pair], right, box[1] + 4, 24, -0.1, rng)
+    frame = np.clip(canvas + rng.normal(0, 2, canvas.shape), 0, 255).astype(np.uint8)
+    return frame, [Truth(1, box), *truths]
+
+
+def test_a_sure_digit_beside_a_joined_pair_is_read_and_the_pair_is_cut(clf, digits, monkeypatch):
+    """Read as one unit, the tall 1 and the joined pair beside it read best as their union, a
+    digit of no shape read below 0.5, and all three digits were lost; read apart, the 1 is read
+    surely and the pair is cut like any blob (_apart): 12 pages, all 36 digits read, 10 without."""
+    x, y = digits
+
+    def read() -> np.ndarray:
+        total = np.zeros(3, int)
+        for seed in range(12):
+            frame, truths = _tall_one_beside_a_joined_pair(x, y, clf, seed)
+            total += score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        return total
+
+    n, right, false = read()
+    assert right >= n - 2 and false == 0, (n, right, false)
+    monkeypatch.setattr(split, "_apart", lambda units, blobs, lattices, probas: (lattices, probas))
+    assert read()[1] <= right - 12
 
 
 def test_a_printed_word_that_shares_the_numbers_line_is_no_digits(clf, digits):
