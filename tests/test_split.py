@@ -333,11 +333,13 @@ def test_dark_print_is_no_digits_and_a_handwritten_number_among_it_is(clf, digit
     assert right >= n - 2, (right, n)
 
 
-def _line_of_readings(readings: list[list[float]]) -> tuple[list, list, list]:
-    """Lattices of one line of text, a blob per reading (its pieces' confidences, left to right)."""
+def _line_of_readings(readings: list[list[float]], line_size: int = 6) -> tuple[list, list, list]:
+    """Lattices of one line of text, a blob per reading (its pieces' confidences, left to right),
+    the line holding `line_size` letter-sized components."""
     lattices, probas, paths = [], [], []
     for k, confidences in enumerate(readings):
-        lat = split.Lattice(end=len(confidences), blob=blob_stage.Blob((40 * k, 0, 30, 30), [k], 300, 0, 6))
+        blob = blob_stage.Blob((40 * k, 0, 30, 30), [k], 300, 0, line_size)
+        lat = split.Lattice(end=len(confidences), blob=blob)
         proba = []
         for e, c in enumerate(confidences):
             lat.add(e, e + 1, ((40 * k, 0, 15, 30), np.zeros((28, 28), np.float32)))
@@ -356,6 +358,19 @@ def test_a_handwritten_line_with_two_unsure_blobs_of_four_is_not_print():
     # surely go too: no taller than the print)
     lattices, probas, paths = _line_of_readings([[0.3, 0.4, 0.5, 0.6, 0.95], [1.0], [0.76], [1.0, 1.0]])
     assert split._print_rows(lattices, probas, paths) == {0, 1, 2, 3}
+
+
+def test_a_blurred_row_of_digits_on_a_page_with_no_print_is_not_print():
+    """Two blobs (a row of 8 digits that a photo out of focus joins), cut into digits of which
+    4 read unsure: counted as the 8 digits they read as, a line of print beside a page's print
+    (blurred words cut into letters); on a page with no print, a row of handwritten digits,
+    unless most of its digits read unsure (split.PRINT_ALONE), as letters do."""
+    readings = [[1.0, 0.97, 0.54, 0.84], [0.71, 1.0, 0.63, 0.99]]
+    lattices, probas, paths = _line_of_readings(readings, line_size=2)
+    assert split._print_rows(lattices, probas, paths, print_height=0.0) == set()
+    assert split._print_rows(lattices, probas, paths, print_height=12.0) == {0, 1}
+    lattices, probas, paths = _line_of_readings([[1.0, 0.3, 0.54, 0.84], [0.71, 1.0, 0.63, 0.2]], line_size=2)
+    assert split._print_rows(lattices, probas, paths, print_height=0.0) == {0, 1}
 
 
 def test_dark_print_is_not_cut_into_digits(clf, digits):
