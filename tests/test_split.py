@@ -149,6 +149,45 @@ def test_a_long_tailed_digit_among_a_row_makes_it_no_printed_label(tall_x, label
     assert (dropped == set(range(len(row)))) is label, dropped
 
 
+def _squeezed_pairs(x, y, clf, seed):
+    """8 pairs of touching digits 50 px tall, the page then squeezed to 0.4 of its width (narrow
+    writing, or a page seen at a steep angle): each pair 0.5-0.7 as wide as tall. (frame, truths)"""
+    rng = np.random.default_rng(seed)
+    canvas = paper(240, 640, rng, uneven=False)
+    truths = []
+    for row in range(2):
+        for col in range(4):
+            pair = np.array([_clear(clf, x, y, int(d))[seed] for d in rng.choice(10, 2)])
+            truths += synth_pages._row_of_digits(
+                canvas, x[pair], y[pair], 30 + col * 150, 40 + row * 110, 50, -0.06, rng
+            )[0]
+    squeezed = cv2.resize(canvas, (256, 240), interpolation=cv2.INTER_AREA)
+    truths = [
+        Truth(t.label, (int(t.box[0] * 0.4), t.box[1], max(1, round(t.box[2] * 0.4)), t.box[3]))
+        for t in truths
+    ]
+    return np.clip(squeezed + rng.normal(0, 2, squeezed.shape), 0, 255).astype(np.uint8), truths
+
+
+def test_touching_digits_squeezed_narrower_than_a_digit_are_cut(clf, digits, monkeypatch):
+    """A pair read as no digit is cut from half its height wide (split.SPLIT_JUNK), not only
+    from 0.75 (SPLIT_FROM): 8 pages of 16 squeezed digits, 99 of 128 read, 31 when such pairs
+    are not cut."""
+    x, y = digits
+
+    def read() -> np.ndarray:
+        total = np.zeros(3, int)
+        for seed in range(8):
+            frame, truths = _squeezed_pairs(x, y, clf, seed)
+            total += score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+        return total
+
+    n, right, false = read()
+    assert right >= 0.75 * n and false == 0, (n, right, false)
+    monkeypatch.setattr(split, "SPLIT_JUNK", split.SPLIT_FROM)
+    assert read()[1] <= right - 40
+
+
 def _tall_one_beside_a_joined_pair(x, y, clf, seed):
     """A 1 written upright and 75 px tall, then two digits 24 px tall written joined beside its
     top (a long-tailed 7 before "56" on a real page): the 1 and the pair are one unit of two
