@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgedigits.camera.segment import binarize, find_boxes, group_numbers, normalise_crop, segment, to_gray
-from edgedigits.camera.synth import demo_digits, ink_digit, paper, scattered_frame
+from edgedigits.camera.synth import demo_digits, ink_digit, paper, scattered_frame, score_detections
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +88,10 @@ def _read_small(clf, frames, config=None):
 def test_digits_written_12_to_15_px_tall_read_surely_without_their_blurred_rim(digits, monkeypatch):
     """A digit 12-15 px tall, blurred by the camera, is enlarged to 20 px with its faint rim:
     2-3 px wide there, where MNIST's anti-aliased edge is under 1. Its ink below a tenth of its
-    darkest goes (segment.HALO): 93% of 300 shipped test digits read right at 0.5 or more;
-    with the rim, 90%. (88% and 79% before the splitter sharpened its ink: a small digit read
-    unsure and wide enough to hold two is also read whole from the sharpened ink, which has
-    no such rim.)"""
+    darkest goes (segment.HALO): of 300 shipped test digits, the blobs' own crops (the camera's
+    first call) read 259 right at 0.5 or more, 241 with the rim. The camera reads 282 either
+    way: the splitter reads a small blob read unsure whole again from its sharpened ink, which
+    has no such rim, at the cost of a second call (88% and 79% before it did)."""
     from edgedigits.camera import segment as seg
     from edgedigits.camera.loop import bundled_model
     from edgedigits.runtime import load_classifier
@@ -102,9 +102,23 @@ def test_digits_written_12_to_15_px_tall_read_surely_without_their_blurred_rim(d
     picks = [rng.choice(len(y), 10, replace=False) for _ in range(30)]
     frames = [scattered_frame(x[i], y[i], rng, heights=(12, 15)) for i in picks]
     n, right, false = _read_small(clf, frames)
-    assert right >= 0.85 * n and false <= 0.01 * n, (right, n, false)
+    assert right >= 0.9 * n and false <= 0.01 * n, (right, n, false)
+
+    def first_call() -> int:
+        total = 0
+        for frame, truths in frames:
+            found = seg.segment(frame)
+            proba = clf.predict_proba(np.stack([d.image for d in found]))
+            read = [
+                {"label": int(p.argmax()), "confidence": float(p.max()), "box": list(d.box)}
+                for d, p in zip(found, proba, strict=True)
+            ]
+            total += score_detections(truths, [d for d in read if d["confidence"] >= 0.5])[1]
+        return total
+
+    without_rim = first_call()
     monkeypatch.setattr(seg, "HALO", 0.0)
-    assert _read_small(clf, frames)[1] <= right - 5
+    assert first_call() <= without_rim - 10
 
 
 def test_small_digits_alone_are_found_beside_bigger_ones(digits):
