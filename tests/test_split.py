@@ -173,19 +173,21 @@ def test_touching_digits_squeezed_narrower_than_a_digit_are_cut(clf, digits, mon
     """A pair read as no digit is cut from half its height wide (split.SPLIT_JUNK), not only
     from 0.75 (SPLIT_FROM): 8 pages of 16 squeezed digits, 99 of 128 read, 31 when such pairs
     are not cut."""
-    x, y = digits
-
-    def read() -> np.ndarray:
-        total = np.zeros(3, int)
-        for seed in range(8):
-            frame, truths = _squeezed_pairs(x, y, clf, seed)
-            total += score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
-        return total
-
-    n, right, false = read()
+    n, right, false = _read_made(clf, digits, _squeezed_pairs, range(8))
     assert right >= 0.75 * n and false == 0, (n, right, false)
     monkeypatch.setattr(split, "SPLIT_JUNK", split.SPLIT_FROM)
-    assert read()[1] <= right - 40
+    assert _read_made(clf, digits, _squeezed_pairs, range(8))[1] <= right - 40
+
+
+def _read_made(clf, digits, make, seeds) -> np.ndarray:
+    """(digits in the truth, correctly labelled, false detections) over the pages that
+    `make(x, y, clf, seed)` makes, one per seed, read as live frames at 0.5."""
+    x, y = digits
+    total = np.zeros(3, int)
+    for seed in seeds:
+        frame, truths = make(x, y, clf, seed)
+        total += score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
+    return total
 
 
 def _tall_one_beside_a_joined_pair(x, y, clf, seed):
@@ -208,19 +210,10 @@ def test_a_sure_digit_beside_a_joined_pair_is_read_and_the_pair_is_cut(clf, digi
     """Read as one unit, the tall 1 and the joined pair beside it read best as their union, a
     digit of no shape read below 0.5, and all three digits were lost; read apart, the 1 is read
     surely and the pair is cut like any blob (_apart): 12 pages, all 36 digits read, 10 without."""
-    x, y = digits
-
-    def read() -> np.ndarray:
-        total = np.zeros(3, int)
-        for seed in range(12):
-            frame, truths = _tall_one_beside_a_joined_pair(x, y, clf, seed)
-            total += score_detections(truths, process_frame(frame, clf, None, 0.5)["digits"])
-        return total
-
-    n, right, false = read()
+    n, right, false = _read_made(clf, digits, _tall_one_beside_a_joined_pair, range(12))
     assert right >= n - 2 and false == 0, (n, right, false)
     monkeypatch.setattr(split, "_apart", lambda units, blobs, lattices, probas: (lattices, probas))
-    assert read()[1] <= right - 12
+    assert _read_made(clf, digits, _tall_one_beside_a_joined_pair, range(12))[1] <= right - 12
 
 
 def test_a_printed_word_that_shares_the_numbers_line_is_no_digits(clf, digits):
