@@ -634,8 +634,8 @@ class _Plan:
 
     def demand(self, valleys: int, leaning: int) -> int:
         """How many pieces cutting at these paths makes at most: pairs of nodes a digit's width
-        apart, less the whole blob; with `leaning`, only the pairs with a leaning path in them
-        (the straight pass read the others)."""
+        apart (the blob's two sides too, when it is no wider); with `leaning`, only the pairs
+        with a leaning path in them (the straight pass read the others)."""
         where = np.array([0.0, *self.straight_at[:valleys], *self.leaning_at[:leaning], self.ink.shape[1]])
         new = np.zeros(len(where), bool)
         new[1 + min(valleys, len(self.straight_at)) : -1] = leaning > 0
@@ -677,8 +677,8 @@ def _cuts(
     plan: _Plan, valleys: int, leaning: int, made: dict[bytes, tuple[Box, np.ndarray]] | None = None
 ) -> Lattice:
     """A node per cut path (_Plan.nodes); an edge between any two nodes a digit's width apart,
-    the blob's two sides too when it is no wider (the whole, read from the sharpened ink: the
-    caller adds it as first read, too). A piece is the ink between its two paths, row by
+    the blob's two sides too when it is no wider (the whole, read from the sharpened ink; the
+    caller adds the whole as the first call read it as well). A piece is the ink between its two paths, row by
     row, so two slanted digits whose columns overlap come apart along the gap between them.
     `made`: the pieces an earlier call made of this blob, by key, taken as they are."""
     made = made or {}
@@ -845,10 +845,9 @@ def _seams(
     loop's height (_holes). It is not forbidden: two digits that touch can enclose paper
     between them too, and then every cut between them crosses it.
     Ink is counted in the strokes' cores (darker than CORE x the blob's darkest; _plan measures
-    that darkest before it sharpens the ink): the soft rims
-    of two digits written close merge under the threshold that finds faint ink, and a cut
-    through rims alone is free (counting them left no column of such a pair cheaper than a
-    stroke, and no cut between them)."""
+    that darkest before it sharpens the ink): the soft rims of two digits written close merge
+    under the threshold that finds faint ink, and a cut through rims alone is free (counting
+    them left no column of such a pair cheaper than a stroke, and no cut between them)."""
     h, w = ink.shape
     # the caller's masks, if it has them
     core, loops = masks if masks is not None else _strokes_and_loops(ink, float(ink.max()))
