@@ -60,6 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         augment=args.augment,
         arch=args.arch,
         outliers=args.outliers,
+        slivers=args.slivers,
         patience=args.patience,
         lr_schedule=args.lr_schedule,
         strategy=args.strategy,
@@ -289,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FRACTION",
         help="add this share of each batch as non-digits (two digits written touching) "
         "trained toward low confidence (default 0, as the seed)",
+    )
+    p.add_argument(
+        "--slivers",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="add this share of each batch again with a sliver of a touching neighbour, under "
+        "its own label: how the camera's cut pieces look (default 0, as the seed)",
     )
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     p.add_argument(

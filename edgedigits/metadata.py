@@ -124,7 +124,7 @@ def build_metadata(
     """The key/value pairs stored in every export (all values are strings).
 
     `run_config` (the run's config.json) adds what the model is: "architecture" and
-    "training" (optimizer, augmentation, outliers, epochs); `macs` the multiply-adds per image
+    "training" (optimizer, augmentation, outliers, slivers, epochs); `macs` the multiply-adds per image
     (bench's GFLOP/s). The export adds "fingerprint":
     its outputs on probe_inputs(), checked at every load.
     """
@@ -138,6 +138,7 @@ def build_metadata(
             "epochs",
             "augment",
             "outliers",
+            "slivers",
             "shift",
             "seed",
             "lr_schedule",

@@ -50,6 +50,8 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # "cosine" decays to 5% over --epochs; "constant" is the seed
     outliers: float = 0.0  # outlier exposure: this share of each batch again as non-digits
     # (two digits written touching) trained toward uniform probabilities (0 = none, the seed)
+    slivers: float = 0.0  # this share of each batch again with a touching neighbour's sliver,
+    # keeping its label (augment.slivers: what the splitter's cut pieces look like; 0 = none)
     out: str = "runs"  # parent of the timestamped run directory
     device: str = "auto"  # "auto", "cpu" or "gpu"
     strategy: str = "auto"  # tf.distribute: "auto", "one", "mirrored", "multiworker" (distribute.py)
@@ -73,6 +75,8 @@ class TrainConfig:
             raise OptionError("lr_schedule", f"must be constant or cosine, got {self.lr_schedule!r}")
         if not 0.0 <= self.outliers <= 1.0:
             raise OptionError("outliers", f"must be within 0-1, got {self.outliers}")
+        if not 0.0 <= self.slivers <= 1.0:
+            raise OptionError("slivers", f"must be within 0-1, got {self.slivers}")
         if self.arch not in ARCHS:
             raise OptionError("arch", f"must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.device not in ("auto", "cpu", "gpu"):
@@ -234,6 +238,7 @@ def _fit(
         config.arch,
         round(config.outliers * config.batch_size),
         dist.strategy if dist.replicas > 1 else None,
+        round(config.slivers * config.batch_size),
     )
     rng = np.random.default_rng(config.seed + len(history))
     first = len(history)
@@ -299,6 +304,7 @@ def _epoch_function(
     arch: str = "mlp",
     outliers: int = 0,
     strategy: Any = None,
+    slivers: int = 0,
 ) -> Callable[[Any, Any], tuple[Any, Any]]:
     """One epoch: (batches int32 [steps, B], seed) -> (sum of batch losses, # correct).
 
@@ -310,10 +316,13 @@ def _epoch_function(
     "ink" every image is distorted like real pen strokes (augment.ink), seeded by (seed, step).
     With outliers > 0, that many non-digits (augment.non_digits) join each batch, their loss
     the cross-entropy to the uniform distribution, weighted 0.5 (Hendrycks et al., 2019).
+    With slivers > 0, that many of the batch's digits join it again, each with a sliver of a
+    touching neighbour (augment.slivers), under their own labels.
     With a multi-replica `strategy`, B is the global batch: each step runs through
     strategy.run, each replica on its slice (see _distributed).
     """
     from edgedigits.augment import ink, non_digits
+    from edgedigits.augment import slivers as sliver_pieces
 
     keras = import_keras("training")
     tf = import_tf("training")
@@ -325,7 +334,7 @@ def _epoch_function(
         return tf.reduce_mean(per_image(labels, proba))
 
     weights = model.trainable_variables
-    xla = not (arch == "cnn" or augment != "none" or outliers)
+    xla = not (arch == "cnn" or augment != "none" or outliers or slivers)
 
     def gradients(batch: Any, seed: Any, i: Any, share: float = 1.0) -> tuple[Any, Any, Any]:
         """(loss x share, # correct, gradients of loss x share) on one batch of indices."""
@@ -338,6 +347,13 @@ def _epoch_function(
             xb = tf.roll(xb, shift=dyx, axis=[1, 2])
         if augment == "ink":
             xb = ink(xb, tf.stack([seed, i]))
+        digits = yb  # accuracy counts the batch's own digits
+        if slivers:  # the neighbour two along (the outliers' pairs are one along), but no 1:
+            # a sliver of a 1 is a 1's stroke, and a 1 beside a digit was read as that digit
+            others = tf.roll(xb, 2, axis=0)[:slivers]
+            others = tf.where((tf.roll(yb, 2, axis=0)[:slivers] == 1)[:, None, None], 0.0, others)
+            pieces = sliver_pieces(xb[:slivers], others, tf.stack([seed + 2, i]))
+            xb, yb = tf.concat([xb, pieces], 0), tf.concat([yb, yb[:slivers]], 0)
         if outliers:
             others = non_digits(xb[:outliers], tf.roll(xb, 1, axis=0)[:outliers], tf.stack([seed + 1, i]))
         with tf.GradientTape() as tape:
@@ -349,7 +365,8 @@ def _epoch_function(
                 proba = model(xb, training=True)  # (B, 10)
                 loss = loss_fn(yb, proba)
             loss = loss * share
-        hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(proba, 1, output_type=tf.int32), yb), tf.int32))
+        guess = tf.argmax(proba[: tf.shape(digits)[0]], 1, output_type=tf.int32)
+        hits = tf.reduce_sum(tf.cast(tf.equal(guess, digits), tf.int32))
         return loss, hits, tape.gradient(loss, weights)
 
     if strategy is not None:

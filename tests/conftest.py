@@ -29,12 +29,20 @@ def trained_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_cnn_run(tmp_path_factory) -> Path:
-    """A real 4-epoch CNN run on mnist-5k with ink augmentation and outliers (about 8 s)."""
+    """A real 4-epoch CNN run on mnist-5k with ink augmentation, outliers and slivers (about
+    10 s)."""
     from edgedigits.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("cnn_runs")
     config = TrainConfig(
-        data="mnist-5k", epochs=4, arch="cnn", augment="ink", outliers=0.2, optimizer="adam", out=str(out)
+        data="mnist-5k",
+        epochs=4,
+        arch="cnn",
+        augment="ink",
+        outliers=0.2,
+        slivers=0.25,
+        optimizer="adam",
+        out=str(out),
     )
     return train(config, log=lambda _: None).run_dir
 

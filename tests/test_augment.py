@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from edgedigits.augment import ink, long_tail, non_digits  # noqa: E402
+from edgedigits.augment import ink, long_tail, non_digits, slivers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,40 @@ def test_a_share_of_non_digits_really_touch(batch, monkeypatch):
     monkeypatch.setattr(augment, "TOUCHING", 0.0)
     apart = non_digits(x[:32], x[32:], tf.constant([5, 6])).numpy()
     assert joined(pairs) >= joined(apart) + 0.1, (joined(pairs), joined(apart))
+
+
+def test_slivers_add_a_stroke_end_of_the_neighbour_not_the_neighbour(batch, monkeypatch):
+    """A cut piece where two digits touch: the digit and the end of its neighbour's stroke,
+    reproducibly. Wider than the digit alone in a share of the pieces (a sliver too small or
+    too tall is none), narrower than the two together in every one; on either side."""
+    import edgedigits.augment as augment
+
+    x, _ = batch
+    a, b, seed = x[:32], x[32:], tf.constant([5, 6])
+    pieces = slivers(a, b, seed).numpy()
+    np.testing.assert_array_equal(pieces, slivers(a, b, seed).numpy())
+    assert pieces.shape == (32, 28, 28) and pieces.min() >= 0.0 and pieces.max() <= 1.0
+    monkeypatch.setattr(augment, "TOUCHING", 1.0)
+    pairs = non_digits(a, b, seed).numpy()
+    monkeypatch.setattr(augment, "SLIVER", 0.0)
+    alone = slivers(a, b, seed).numpy()
+
+    def aspect(images: np.ndarray) -> np.ndarray:
+        rows, cols = _ink_box(images)
+        return cols / np.maximum(rows, 1)
+
+    changed = np.abs(pieces - alone).max(axis=(1, 2)) > 0.3  # 57% of 256 pieces
+    added = aspect(pieces) > aspect(alone) + 0.05  # 34% of 256
+    assert changed.mean() >= 0.3 and added.mean() >= 0.1, (changed.mean(), added.mean())
+    assert (aspect(pieces) < aspect(pairs)).mean() >= 0.9  # the pairs' rows are cut at 28/20 of 20 px
+    # on the right and on the left: the added ink's mean column lies either side of the digit's
+    triples = zip(pieces, alone, added, strict=True)
+    shift = [_mass_column(p) - _mass_column(q) for p, q, more in triples if more]
+    assert min(shift) < -0.15 and max(shift) > 0.15, shift
+
+
+def _mass_column(image: np.ndarray) -> float:
+    return float((image.sum(axis=0) * np.arange(28)).sum() / max(image.sum(), 1e-6))
 
 
 def _ink_box(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

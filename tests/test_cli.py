@@ -238,6 +238,16 @@ def test_library_errors_name_settings_and_the_cli_names_flags():
     assert_one_line_error(proc, "--shift must be 0-8 pixels, got 9")
 
 
+def test_slivers_must_be_a_share_of_the_batch():
+    from edgedigits.errors import OptionError
+    from edgedigits.train import TrainConfig
+
+    with pytest.raises(OptionError, match=r"^slivers must be within 0-1, got 1.5$"):
+        TrainConfig(slivers=1.5).validate()
+    proc = run_cli("train", "--data", "mnist-5k", "--slivers", "1.5")
+    assert_one_line_error(proc, "--slivers must be within 0-1, got 1.5")
+
+
 def test_option_errors_keep_braces_that_are_not_placeholders():
     """A path or a JSON example in the message stays as written; only {0}, {1}... are names."""
     from edgedigits.errors import OptionError
