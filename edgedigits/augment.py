@@ -160,12 +160,12 @@ def non_digits(a: Any, b: Any, seed: Any) -> Any:
 
 def slivers(a: Any, b: Any, seed: Any) -> Any:
     """Digit a with a sliver of a neighbour b that touches it, on a's right or left, re-fitted
-    into 28x28 by the ink's box as normalise_crop would: b's columns from its first, up to 0 -
-    SLIVER of its ink, and no taller than SLIVER_TALL of its height (a 1's whole stroke is a
-    digit, not a sliver; such pairs keep a alone). What the splitter's cut pieces look like where
-    two digits touch or overlap: the cut runs through the joint and leaves a stroke's end of the
-    neighbour. Trained with a's label, so a piece reads as its digit, not as what the sliver
-    makes of it. a, b: (N, 28, 28) -> (N, 28, 28)."""
+    into 28x28 by the ink's box as normalise_crop would: b's first columns, holding a random
+    share of its ink up to SLIVER, kept when no taller than SLIVER_TALL of b's height (a 1's
+    whole stroke is a digit, not a sliver; a taller one leaves a alone). What the splitter's
+    cut pieces look like where two digits touch or overlap: the cut runs through the joint and
+    leaves a stroke's end of the neighbour. Trained with a's label, so a piece reads as its
+    digit, not as what the sliver makes of it. a, b: (N, 28, 28) -> (N, 28, 28)."""
     import tensorflow as tf
 
     n = tf.shape(a)[0]

@@ -354,7 +354,7 @@ def _epoch_function(
             others = tf.where((tf.roll(yb, 2, axis=0)[:slivers] == 1)[:, None, None], 0.0, others)
             pieces = sliver_pieces(xb[:slivers], others, tf.stack([seed + 2, i]))
             xb, yb = tf.concat([xb, pieces], 0), tf.concat([yb, yb[:slivers]], 0)
-        if outliers:
+        if outliers:  # the first pair's neighbour is the batch's last image: a sliver piece, if any
             others = non_digits(xb[:outliers], tf.roll(xb, 1, axis=0)[:outliers], tf.stack([seed + 1, i]))
         with tf.GradientTape() as tape:
             if outliers:

@@ -71,7 +71,7 @@ def test_a_share_of_non_digits_really_touch(batch, monkeypatch):
 def test_slivers_add_a_stroke_end_of_the_neighbour_not_the_neighbour(batch, monkeypatch):
     """A cut piece where two digits touch: the digit and the end of its neighbour's stroke,
     reproducibly. Wider than the digit alone in a share of the pieces (a sliver too small or
-    too tall is none), narrower than the two together in every one; on either side."""
+    too tall is none), narrower than the two together in nearly every one; on either side."""
     import edgedigits.augment as augment
 
     x, _ = batch
