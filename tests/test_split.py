@@ -627,9 +627,13 @@ def test_a_1_across_a_loop_is_found_and_lifted_out_whole():
     assert strokes and 14 <= strokes[0].path.mean() <= 16 and strokes[0].top <= 1 and strokes[0].bottom >= 41
     assert strokes[0].half <= 4  # its own width (3 px, its rim beside), not the loop's beside it
     plan = split._Plan(blob_stage.Blob((0, 0, 40, 44), [1], 1, 0, 1), ink, 1, 44.0, core, core, [], [])
-    pieces = split._stroke_pieces(plan, strokes[0], np.zeros(44, np.intp), np.full(44, 40, np.intp), 0.0)
-    assert pieces is not None
-    (one_box, _), (rest_box, _) = pieces
+    one = split._stroke_alone(plan, strokes[0])
+    assert one is not None
+    rest = split._without_stroke(
+        plan, strokes[0], np.zeros(44, np.intp), np.full(44, 40, np.intp), 0.0, one[0][3]
+    )
+    assert rest is not None
+    (one_box, _), (rest_box, _) = one, rest
     assert one_box[2] <= 13 and one_box[3] >= 42  # the stroke alone (leaning 2 columns): narrow, whole
     assert rest_box[0] <= 10 and rest_box[2] >= 28  # the loop keeps its left side
 

@@ -103,12 +103,13 @@ SHARPEN_SHARE = 1 / 15
 # a straight stroke that runs on ink for STROKE_TALL of a digit's height, no wider than
 # STROKE_THIN of it and leaning STROKE_SLANT columns per row at most, is a 1 that may cross a
 # neighbour (a 1 written across a 9's loop, into a 6 or through a 5's hook): the leaning pass
-# also reads it alone and the neighbour without it (_stroke_pieces), MOST_STROKES per blob,
+# also reads it alone and the neighbour without it (_stroke_alone, _without_stroke), MOST_STROKES per blob,
 # the neighbour at least STROKE_REST of its height (a letter's stem beside its bowl is no 1 and
 # digit; on a page with print none is lifted out). 60 development pages per kind (seeds 11 and
-# 12): crowded 94.4 -> 95.0% and 93.9 -> 94.8%, touching 510 -> 513 and 491 -> 498 of 552 and
-# 529, false detections there 0.007 -> 0.009 and 0.009 -> 0.011 per digit; every other kind
-# the same; the real pages and real_conditions the same (1,144 of 1,241)
+# 12): crowded 94.4 -> 95.0% and 93.9 -> 94.7%, touching 510 -> 513 and 491 -> 502 of 552 and
+# 529; false detections per digit on crowded pages 0.007 -> 0.009 (both seeds), on touching
+# pages 0.009 -> 0.011 and 0.008 -> 0.009; every other kind the same; the real pages and
+# real_conditions the same (1,144 of 1,241)
 STROKE_TALL = 0.7
 STROKE_THIN = 0.25
 STROKE_SLANT = 0.4
@@ -197,7 +198,7 @@ class Lattice:
 
     def node(self, after: int) -> int:
         """A node between `after` and the next: two digits that overlap (a stroke and the digit it
-        crosses, _stroke_pieces) are two edges through it."""
+        crosses, _without_stroke) are two edges through it."""
         self.inner.append(after)
         if self.crossed:
             self.crossed.append(0.0)  # no cut path: the stroke is lifted out whole
@@ -681,8 +682,9 @@ class _Plan:
         if leaning:
             pairs &= new[:, None] | new[None, :]
         around = 0
-        if leaning and strokes:
-            around = sum(1 + len(_around(np.sort(where), s, self.height)) for s in self.strokes)  # at most
+        if leaning and strokes:  # at most: a stroke alone, and beside each neighbour's pieces
+            ordered = np.sort(where)
+            around = sum(1 + len(_around(ordered, s, self.height)) for s in self.strokes)
         return int(pairs.sum()) // 2 + around
 
 
@@ -749,17 +751,19 @@ def _cuts(
                     piece = piece * ((cols >= nodes[i][:, None]) & (cols < nodes[j][:, None]))
                 if piece.sum(dtype=np.float64) >= least_ink:  # else a stroke's tip
                     lat.add(i, j, _trim(piece, blob.box, lo, plan.f, MIN_TALL * height), key)
-    if leaning:
-        for stroke in plan.strokes:
-            for i, j in _around(np.array(where), stroke, height):
-                one_key = b"1" + stroke.path.tobytes()
-                keys = one_key, b"r" + one_key + nodes[i].tobytes() + nodes[j].tobytes()
-                pieces = _stroke_pieces(plan, stroke, nodes[i], nodes[j], least_ink)
-                if pieces is not None:
-                    (one, rest), first = pieces, pieces[0][0][0] < pieces[1][0][0] + pieces[1][0][2] / 2
-                    v = lat.node(i)
-                    lat.add(i, v, one if first else rest, keys[0] if first else keys[1])
-                    lat.add(v, j, rest if first else one, keys[1] if first else keys[0])
+    for stroke in plan.strokes if leaning else []:
+        one = _stroke_alone(plan, stroke)  # the same piece beside every neighbour
+        if one is None:
+            continue
+        one_key = b"1" + stroke.path.tobytes()
+        for i, j in _around(np.array(where), stroke, height):
+            rest = _without_stroke(plan, stroke, nodes[i], nodes[j], least_ink, one[0][3])
+            if rest is not None:
+                rest_key = b"r" + one_key + nodes[i].tobytes() + nodes[j].tobytes()
+                first = one[0][0] < rest[0][0] + rest[0][2] / 2  # the stroke before the digit
+                v = lat.node(i)
+                lat.add(i, v, one if first else rest, one_key if first else rest_key)
+                lat.add(v, j, rest if first else one, rest_key if first else one_key)
     return lat
 
 
@@ -852,31 +856,42 @@ def _around(where: np.ndarray, stroke: _Stroke, height: float) -> list[tuple[int
     return sorted(pairs)
 
 
-def _stroke_pieces(
-    plan: _Plan, stroke: _Stroke, lo: np.ndarray, hi: np.ndarray, least_ink: float
-) -> tuple[tuple[Box, np.ndarray], tuple[Box, np.ndarray]] | None:
-    """(the stroke alone, the ink between paths lo and hi without it) as pieces, each (box,
-    input); where the stroke crossed the other digit's strokes, the gap it leaves is closed.
-    None when either is too small to be a digit."""
+def _stroke_mask(stroke: _Stroke, cols: np.ndarray) -> np.ndarray:
+    """(rows, columns) bool: the stroke's pixels, its rim and a row beyond its ends at most;
+    `cols` (1, columns) are the columns' indices in the blob's ink."""
+    mask = np.abs(cols - stroke.path[:, None]) <= stroke.half
+    mask[: max(0, stroke.top - 1)] = False
+    mask[stroke.bottom + 2 :] = False
+    return mask
+
+
+def _stroke_alone(plan: _Plan, stroke: _Stroke) -> tuple[Box, np.ndarray] | None:
+    """The stroke's own ink as a piece (box, input); None when too short to be a digit."""
+    first = max(0, int(stroke.path.min()) - stroke.half)  # the columns it runs in
+    ink = plan.ink[:, first : int(stroke.path.max()) + stroke.half + 1]
+    one = ink * _stroke_mask(stroke, np.arange(first, first + ink.shape[1])[None, :])
+    return _trim(one, plan.blob.box, first, plan.f, MIN_TALL * plan.height)
+
+
+def _without_stroke(
+    plan: _Plan, stroke: _Stroke, lo: np.ndarray, hi: np.ndarray, least_ink: float, tall: int
+) -> tuple[Box, np.ndarray] | None:
+    """The ink between paths lo and hi without the stroke as a piece (box, input); where the
+    stroke crossed the other digit's strokes, the gap it leaves is closed. None when too small
+    to be a digit, or under STROKE_REST of the stroke's own height, `tall` (a letter's
+    ascender beside its bowl, d, b, h, is no 1 beside a digit)."""
     first = max(0, min(int(lo.min()), int(stroke.path.min()) - stroke.half))  # the columns concerned
     ink = plan.ink[:, first : max(int(hi.max()), int(stroke.path.max()) + stroke.half + 1)]
     cols = np.arange(first, first + ink.shape[1])[None, :]
     between = (cols >= lo[:, None]) & (cols < hi[:, None])
-    mask = np.abs(cols - stroke.path[:, None]) <= stroke.half
-    mask[: max(0, stroke.top - 1)] = False  # a row beyond its ends at most
-    mask[stroke.bottom + 2 :] = False
-    one = ink * mask
+    mask = _stroke_mask(stroke, cols)
     rest = ink * (between & ~mask)
     closed = cv2.morphologyEx(rest, cv2.MORPH_CLOSE, np.ones((1, 2 * stroke.half + 3), np.uint8))
     rest = np.where(mask & between, closed, rest)
     if rest.sum(dtype=np.float64) < least_ink:
         return None
-    tall = MIN_TALL * plan.height
-    a = _trim(one, plan.blob.box, first, plan.f, tall)
-    b = _trim(rest, plan.blob.box, first, plan.f, tall)
-    if a is None or b is None or b[0][3] < STROKE_REST * a[0][3]:
-        return None  # a letter's ascender beside its bowl (d, b, h) is no 1 beside a digit
-    return a, b
+    piece = _trim(rest, plan.blob.box, first, plan.f, MIN_TALL * plan.height)
+    return None if piece is None or piece[0][3] < STROKE_REST * tall else piece
 
 
 def _plans(
