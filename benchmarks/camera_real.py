@@ -27,7 +27,7 @@ Synthetic digits are MNIST *test* digits (--data, default ../shared/data/mnist.n
 300 the package ships). Prints per set: correctly labelled / all, false detections per digit
 and the slowest frame (segment + classify, one core). Then the time bounds.
 
-    python benchmarks/camera_real.py [--model M] [--pages 40] [--real DIR]
+    python benchmarks/camera_real.py [--model M] [--pages 40] [--real DIR] [--seed 0]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "realdigits"
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
 
 
-THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 HELD = 8  # frames each crowded page is held before the live camera
 
 
@@ -81,16 +81,19 @@ def run_synthetic(name, frames, clf, video=False, still=False) -> dict:
     return _report(name, curve, slowest, shape)
 
 
-def _totals(scored, threshold) -> tuple[int, int, int]:
-    total = right = false = 0
+def _totals(scored, threshold) -> tuple[int, int, int, int]:
+    """(digits, correctly labelled, false detections, shown) at one confidence cut: a shown
+    digit that is neither right nor false matched a digit under another label (wrong)."""
+    total = right = false = shown = 0
     for truths, digits in scored:
-        n, r, f = score_detections(truths, [d for d in digits if d["confidence"] >= threshold])
-        total, right, false = total + n, right + r, false + f
-    return total, right, false
+        kept = [d for d in digits if d["confidence"] >= threshold]
+        n, r, f = score_detections(truths, kept)
+        total, right, false, shown = total + n, right + r, false + f, shown + len(kept)
+    return total, right, false, shown
 
 
 def _report(name, curve, slowest, shape) -> dict:
-    total, right, false = curve[CameraConfig().min_confidence]
+    total, right, false, _ = curve[CameraConfig().min_confidence]
     row = {
         "set": name,
         "digits": total,
@@ -100,8 +103,12 @@ def _report(name, curve, slowest, shape) -> dict:
         "slowest_ms": slowest,
         "slowest_frame": f"{shape[0]}x{shape[1]}" if shape else "",
         "curve": {
-            str(t): {"correct_rate": r / max(n, 1), "false_per_digit": f / max(n, 1)}
-            for t, (n, r, f) in curve.items()
+            str(t): {
+                "correct_rate": r / max(n, 1),
+                "false_per_digit": f / max(n, 1),
+                "wrong_per_digit": (shown - r - f) / max(n, 1),
+            }
+            for t, (n, r, f, shown) in curve.items()
         },
     }
     print(
@@ -118,7 +125,7 @@ def run_real(folder: Path, model: str) -> dict | None:
     if not pages or not (folder / "score.py").is_file():
         print(f"real           skipped: no pages with ground truth in {folder}")
         return None
-    curve = {t: [0, 0, 0] for t in THRESHOLDS}
+    curve = {t: [0, 0, 0, 0] for t in THRESHOLDS}
     slowest, shape = 0.0, None
     with tempfile.TemporaryDirectory() as tmp:
         for page in pages:
@@ -139,7 +146,8 @@ def run_real(folder: Path, model: str) -> dict | None:
                     )
                 )
                 n, r, f = _score_py(folder, page, cut)
-                curve[t] = [curve[t][0] + n, curve[t][1] + r, curve[t][2] + f]
+                shown = sum(d["confidence"] >= t for rec in records for d in rec["digits"])
+                curve[t] = [curve[t][0] + n, curve[t][1] + r, curve[t][2] + f, curve[t][3] + shown]
                 if t == CameraConfig().min_confidence:
                     print(f"  {page.name:28s} {r}/{n}  false/digit {f / max(n, 1):.3f}")
             for rec in records:
@@ -187,6 +195,13 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED_MNIST) if SHARED_MNIST.exists() else None)
     parser.add_argument("--pages", type=int, default=40, help="synthetic pages per kind (default 40)")
     parser.add_argument("--real", default=str(REAL))
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="0 (default): the benchmark's pages; any other: development pages of the same kinds, "
+        "written to camera_real_seedN.* (set constants on those, not on the benchmark's)",
+    )
     args = parser.parse_args()
     if args.data:
         with np.load(args.data, allow_pickle=False) as d:
@@ -203,7 +218,7 @@ def main() -> None:
     real = run_real(Path(args.real), args.model)
     if real:
         rows.append(real)
-    rng = np.random.default_rng(2026)
+    rng = _rng(2026, args.seed)
     rows.append(
         run_synthetic("webcam", (scattered_frame(*_pick(x, y, rng, 10), rng) for _ in range(args.pages)), clf)
     )
@@ -213,15 +228,15 @@ def main() -> None:
     rows.append(
         run_synthetic("scene_video", synth_pages.scene_video(x, y, rng, n_frames=60), clf, video=True)
     )
-    small = np.random.default_rng(2027)
+    small = _rng(2027, args.seed)
     frames = (scattered_frame(*_pick(x, y, small, 10), small, heights=(12, 24)) for _ in range(args.pages))
     rows.append(run_synthetic("small", frames, clf))
-    crowded = np.random.default_rng(2028)
+    crowded = _rng(2028, args.seed)
     pages = [synth_pages.crowded(x, y, crowded) for _ in range(args.pages // 2)]
     rows.append(run_synthetic("crowded", pages, clf, still=True))
     video = (frame for page, truths in pages for frame in held(page, truths, crowded, HELD))
     rows.append(run_synthetic("crowded_live", video, clf, video=True))
-    blurred = np.random.default_rng(2029)
+    blurred = _rng(2029, args.seed)
     pages = (synth_pages.defocused(x, y, blurred) for _ in range(args.pages))
     rows.append(run_synthetic("defocused", pages, clf))
     targets = []
@@ -239,17 +254,24 @@ def main() -> None:
             ]
     targets += time_bounds(x, y, clf, rng)
     print_curve(rows)
+    name = "camera_real" if args.seed == 0 else f"camera_real_seed{args.seed}"
     save(
-        "camera_real",
+        name,
         {
             "machine": machine(),
             "model": args.model,
             "pages_per_kind": args.pages,
+            "seed": args.seed,
             "sets": rows,
             "targets": targets,
         },
     )
-    (RESULTS / "camera_real_table.md").write_text(tables(rows, args.pages))
+    (RESULTS / f"{name}_table.md").write_text(tables(rows, args.pages))
+
+
+def _rng(base: int, seed: int) -> np.random.Generator:
+    """The generator of one set's pages: the benchmark's (seed 0) or development pages."""
+    return np.random.default_rng(base if seed == 0 else [base, seed])
 
 
 def tables(rows, pages) -> str:
@@ -268,30 +290,29 @@ def tables(rows, pages) -> str:
         )
     lines += [
         "",
-        f"`--min-confidence` (default {default}): correctly labelled / false detections per digit",
+        f"`--min-confidence` (default {default}): correctly labelled / wrong labels / false detections,"
+        " per digit (a wrong label: a digit found but read as another)",
         "",
         "| set | " + " | ".join(str(t) for t in THRESHOLDS) + " |",
         "|---|" + "---:|" * len(THRESHOLDS),
     ]
     for r in rows:
-        cells = [
-            f"{r['curve'][str(t)]['correct_rate']:.3f} / {r['curve'][str(t)]['false_per_digit']:.3f}"
-            for t in THRESHOLDS
-        ]
+        cells = [_cell(r["curve"][str(t)], " / ") for t in THRESHOLDS]
         lines.append(f"| {r['set']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def print_curve(rows) -> None:
     """Correctly labelled and false detections per digit at each --min-confidence."""
-    print("\n--min-confidence: correctly labelled / false per digit")
-    print(f"{'set':14s} " + " ".join(f"{t:>12}" for t in THRESHOLDS))
+    print("\n--min-confidence: correctly labelled / wrong labels / false detections per digit")
+    print(f"{'set':14s} " + " ".join(f"{t:>17}" for t in THRESHOLDS))
     for row in rows:
-        cells = [
-            f"{row['curve'][str(t)]['correct_rate']:.3f}/{row['curve'][str(t)]['false_per_digit']:.3f}"
-            for t in THRESHOLDS
-        ]
-        print(f"{row['set']:14s} " + " ".join(f"{c:>12}" for c in cells))
+        cells = [_cell(row["curve"][str(t)], "/") for t in THRESHOLDS]
+        print(f"{row['set']:14s} " + " ".join(f"{c:>17}" for c in cells))
+
+
+def _cell(point: dict, sep: str) -> str:
+    return sep.join(f"{point[k]:.3f}" for k in ("correct_rate", "wrong_per_digit", "false_per_digit"))
 
 
 def _pick(x, y, rng, n):
