@@ -335,6 +335,33 @@ def test_the_grid_of_squared_paper_does_not_lift_the_ink_bar_over_the_pen(digits
     assert found >= 0.97 * total, (found, total)
 
 
+def test_the_pen_is_measured_on_the_ink_not_on_a_grids_hairlines():
+    """A faint grid caught by the ink bar only in pieces leaves many hairlines 1 px wide beside a
+    few pen digits about 5 px thick. Counted one by one they set the pen to 2 px: the rules'
+    search then bridged no gap in the dashed grid, and 2.5 pens made a 10-px hairline digit
+    tall (a generated page of squared paper read 11 of them as 1s). Weighed by ink, the pen is
+    the digits'; on a page of digits alone both measures agree."""
+    import cv2
+
+    from edgedigits.camera import blobs
+    from edgedigits.camera.ink import SegmentConfig
+
+    x, _ = demo_digits()
+    mask = np.zeros((480, 640), np.uint8)
+    for i in range(4):  # digits with 56 px of ink
+        big = cv2.resize(x[i], (78, 78), interpolation=cv2.INTER_CUBIC)
+        mask[100:178, 120 + 110 * i : 198 + 110 * i] = np.where(big > 100, 255, 0)
+    alone = blobs._components(mask, mask // 2, SegmentConfig()).pen
+    rng = np.random.default_rng(5)
+    for col in range(30, 640, 43):  # the grid's columns, in dashes 10-24 px long
+        for top in range(200, 470, 30):
+            mask[top : top + int(rng.integers(10, 25)), col] = 255
+    comps = blobs._components(mask, mask // 2, SegmentConfig())
+    assert len(comps.stats) > 100  # the hairlines are most of the components
+    assert 4 <= alone <= 6, alone
+    assert comps.pen == pytest.approx(alone, rel=0.1), (comps.pen, alone)
+
+
 def test_shadow_band_does_not_merge_into_one_blob():
     """A dark band along the page edge with digits beside it: the band is dropped on its own
     and each digit keeps its own box (the old merge of nested boxes swallowed them all)."""
