@@ -58,6 +58,8 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.
 
 
 THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+SLOW_KEPT = 3  # each live set's slowest frames (one run each), timed again for the time bound
+_slow: list[tuple[float, str, np.ndarray]] = []  # (ms, set, frame) of every live set
 HELD = 8  # frames each crowded page is held before the live camera
 
 
@@ -69,6 +71,7 @@ def run_synthetic(name, frames, clf, video=False, still=False) -> dict:
     tracker = Tracker(alpha=cfg.smoothing)
     scored = []  # (truths, digits) per frame
     slowest, shape = 0.0, None
+    slow: list[tuple[float, str, np.ndarray]] = []
     for frame, truths in frames:
         if not video:
             tracker = Tracker(alpha=cfg.smoothing)  # each still is its own camera run
@@ -76,7 +79,10 @@ def run_synthetic(name, frames, clf, video=False, still=False) -> dict:
         ms = result["ms"]["total"]
         if ms > slowest:
             slowest, shape = ms, frame.shape[1::-1]
+        if not still and frame.shape[0] * frame.shape[1] <= 1920 * 1080:
+            slow = sorted([*slow, (ms, name, frame)], key=lambda s: -s[0])[:SLOW_KEPT]
         scored.append((truths, result["digits"]))
+    _slow.extend(slow)
     curve = {t: _totals(scored, t) for t in THRESHOLDS}
     return _report(name, curve, slowest, shape)
 
@@ -330,14 +336,34 @@ def time_bounds(x, y, clf, rng) -> list[dict]:
         synth_pages.ruled(x, y, rng, scale=2.25)[0],
         scattered_frame(*_pick(x, y, rng, 40), rng, size=(1080, 1920))[0],
     ]
-    worst_hd, shape_hd = slowest_ms(hd, clf)
+    # ... and every live set's slowest frames, read as the first frame a camera sees (no
+    # tracker, so no reading remembered from a frame before): whatever a frame holds
+    named = [("HD page", frame) for frame in hd] + [(name, frame) for _, name, frame in _slow]
+    times = [min(_timed(frame, clf) for _ in range(3)) for _, frame in named]
+    per_set: dict[str, float] = {}
+    for (which, _), ms in zip(named, times, strict=True):
+        per_set[which] = max(ms, per_set.get(which, 0.0))
+    print(
+        "slowest frame read live, per set (best of 3): "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in per_set.items())
+    )
+    worst = int(np.argmax(times))
+    worst_hd, (which, frame) = times[worst], named[worst]
+    shape_hd = f"{which}, {frame.shape[1]}x{frame.shape[0]}"
     scans = [synth_pages.a4_scan(x, y, rng)[0] for _ in range(3)]
     a4, shape_a4 = slowest_ms(scans, clf, seg=SegmentConfig(still=True))  # a scan: read whole
     # many frames, not one: a frame whose wide digit the splitter must try costs a second batch
     frames = [scattered_frame(*_pick(x, y, rng, 10), rng)[0] for _ in range(50)]
     median = float(np.median([min(_timed(frame, clf) for _ in range(5)) for frame in frames]))
     return [
-        target(f"slowest frame up to 1920x1080 ({shape_hd})", worst_hd, "<=", 30.0, " ms"),
+        target(
+            f"slowest frame up to 1920x1080 read live, of 5 HD pages and each live set's"
+            f" {SLOW_KEPT} slowest ({shape_hd})",
+            worst_hd,
+            "<=",
+            30.0,
+            " ms",
+        ),
         target(f"300-dpi A4 scan ({shape_a4})", a4, "<=", 300.0, " ms"),
         target("640x480 frame with 10 digits: median of 50 frames", median, "<=", 3.0, " ms"),
     ]
