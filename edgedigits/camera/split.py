@@ -164,6 +164,14 @@ MOST_PIECES = 256
 # numbers written joined (1600x480): 67.4% -> 83.3% read right, no slower on pages of print
 BLOB_PIECES = 7
 FEWEST_CUTS = 4
+# ... and its leaning cuts and straight strokes (the leaning pass) as much as this many: a
+# least-squares fit of the read's time over 105 development frames of six kinds (best of 3,
+# one core, residual 0.9 ms) gave 44 us per piece, 0.31 ms per blob planned (7.1 pieces, as
+# BLOB_PIECES says) and 1.17 ms per blob given leaning cuts (26.4 pieces; they were charged
+# 7). A dark-print page (1542x748) whose words are cut before the print rules drop them went
+# 37.5 -> 26.9 ms, crowded pages' first live frames (1280x720) 30-36 -> 21-24 ms; touching
+# pages (seeds 11 / 12) 513 -> 509 and 502 -> 500 digits, defocused 1,594 -> 1,589 (seed 11)
+LEAN_PIECES = 26
 # ... and the first call's crops beyond this many count against it: a frame classifies
 # MOST_PIECES + FIRST_FREE crops in all (each of its blobs once, when they are more). A page of
 # 116 words of print blown up to 1920x853: 32-36 -> 30-33 ms, one core; a dark-print page of
@@ -371,7 +379,7 @@ def read_blobs(
                 break
             leaning = 0
             if lean:  # its leaning cuts: all that fit, else its share of what is left
-                budget -= BLOB_PIECES  # finding them costs about that many pieces' reading
+                budget -= LEAN_PIECES  # finding them costs about that many pieces' reading
                 if budget <= 0:
                     break
                 plans[k] = _leaning(plans[k], strokes=print_height <= 0)  # print: letters' stems
