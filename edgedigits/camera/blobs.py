@@ -336,12 +336,21 @@ def _soft_rows_apart(
     if not rows.any():
         return comps
     k = 2 * math.ceil(2 * comps.pen) + 1  # from a soft tail, the stroke's darkest middle is in reach
-    near = cv2.dilate(darkness, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
-    core = cv2.compare(cv2.convertScaleAbs(darkness, alpha=1.0 / SOFT_SHARE), near, cv2.CMP_GE)
-    in_rows = np.concatenate([[False], rows])[comps.labels]
-    apart = _components(
-        np.where(in_rows, cv2.bitwise_and(mask, core), mask).astype(np.uint8), darkness, config
-    )
+    element = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    in_rows = np.concatenate([[False], rows])
+    cut = mask.copy()
+    h, w = mask.shape
+    for i in np.flatnonzero(rows).tolist():  # each row's box alone: a page's rows cover little of it
+        x0, y0, x1, y1 = int(x[i]), int(y[i]), int(x[i] + bw[i]), int(y[i] + bh[i])
+        # the darkness around the box as far as the dilation reaches, so its inside is exact
+        ax, ay = max(0, x0 - k // 2), max(0, y0 - k // 2)
+        near = cv2.dilate(darkness[ay : min(h, y1 + k // 2), ax : min(w, x1 + k // 2)], element)
+        near = near[y0 - ay : y1 - ay, x0 - ax : x1 - ax]
+        dark = cv2.convertScaleAbs(darkness[y0:y1, x0:x1], alpha=1.0 / SOFT_SHARE)
+        core = cv2.compare(dark, near, cv2.CMP_GE)
+        inside = in_rows[comps.labels[y0:y1, x0:x1]]
+        cut[y0:y1, x0:x1] = np.where(inside, cv2.bitwise_and(mask[y0:y1, x0:x1], core), cut[y0:y1, x0:x1])
+    apart = _components(cut, darkness, config)
     return apart if lines is None else _without_slivers(apart, lines)
 
 
