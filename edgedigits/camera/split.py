@@ -17,8 +17,9 @@ Each edge scores log(top probability) minus a cut cost (fewer digits unless clea
 none between two blobs that are apart already), a cost per stroke and per loop its cut path
 crosses (two digits that touch meet in a stroke or two; a 1 carved out of a 0 and a 5 cuts
 four; a cut through a wide 0 crosses its loop) and a penalty for a piece wider than most
-digits of the label it reads as; dynamic programming picks the best path. The pieces of the
-straight cuts are read once: the leaning pass reads only what it adds.
+digits of the label it reads as; dynamic programming picks the best path (a reading whose
+every digit is read near-certainly and full height pays less per digit: SURE_DIGIT). The pieces
+of the straight cuts are read once: the leaning pass reads only what it adds.
 The model must give low confidence to what is not one digit (train --outliers).
 Print is not reported: lines of it read as letters, words cut into letters (five digits with
 a letter among them, or two digits as tall as the page's print) and labels beside a number.
