@@ -736,6 +736,22 @@ def test_a_few_dark_specks_do_not_make_blurred_digits_faint_print():
     assert blurred is None
 
 
+def test_on_a_page_of_two_inks_the_faint_components_go_whole_and_the_pen_loses_its_faint_pixels():
+    """blobs._pen_ink: a faint component goes, even its pixels darker than the cut; a pen
+    component keeps only its pixels darker than the cut (what joined it to the print)."""
+    mask = np.zeros((20, 40), np.uint8)
+    darkness = np.zeros((20, 40), np.uint8)
+    mask[2:18, 2:8], darkness[2:18, 2:8] = 255, 30  # a faint letter ...
+    darkness[5, 5] = 90  # ... with one dark pixel
+    mask[2:18, 20:26], darkness[2:18, 20:26] = 255, 100  # a pen digit ...
+    mask[2:18, 26:30], darkness[2:18, 26:30] = 255, 40  # ... touching a faint tail
+    comps = blob_stage._components(mask, darkness, seg.SegmentConfig())
+    faint_top = float(comps.strength.min())
+    kept = blob_stage._pen_ink(mask, darkness, comps, faint_top, least=60.0)
+    assert not kept[:, :10].any()
+    assert (kept[2:18, 20:26] == 255).all() and not kept[:, 26:].any()
+
+
 def test_a_digit_broken_in_two_is_read_whole(clf, digits):
     """A stroke the threshold broke: two digit-tall pieces, one digit."""
     x, y = digits
@@ -803,7 +819,7 @@ def test_joining_is_not_quadratic(monkeypatch):
                 mask[y0 : y0 + 24, x0 : x0 + 3] = 255  # a digit-tall stroke
                 mask[y0 + 27 : y0 + 30, x0 : x0 + 6] = 255  # and a loose fragment under it
         calls.clear()
-        blobs, _, _ = seg.find_blobs(mask, mask)
+        blobs, *_ = seg.find_blobs(mask, mask)
         assert len(blobs) == side * side  # every fragment joined to its stroke
         counts[n] = len(calls)
     assert counts[1600] <= 8 * 1.5 * counts[200]  # 8x the blobs: ~8x the work, not 64x
@@ -833,6 +849,29 @@ def test_the_splitter_classifies_a_bounded_number_of_pieces_whatever_the_frame(c
     unbounded = later_pieces()
     monkeypatch.setattr(split, "MOST_PIECES", bound)
     assert unbounded > bound >= later_pieces() > 0, (unbounded, bound)
+
+
+def test_labelling_a_frame_again_costs_the_splitter_pieces(clf, digits, monkeypatch):
+    """The page above holds faint print (a second ink) under its lines: its components are
+    labelled twice or more, and each pass past the first takes a piece per PASS_PIXELS pixels
+    from the budget, so its time stays within the frame's. Free, the splitter reads more."""
+    x, y = digits
+    frame, _ = synth_pages.print_clutter(x, y, np.random.default_rng(7))
+    for row in range(40, frame.shape[0], 36):
+        cv2.line(frame, (0, row), (frame.shape[1] - 1, row + 3), (200, 200, 200), 2)
+    located = seg.locate(frame)
+    charge = (located.passes - 1) * located.labels.size // split.PASS_PIXELS
+    assert located.passes >= 2 and charge > 20, (located.passes, charge)
+
+    def later_pieces():
+        calls = []
+        detect(frame, lambda images: calls.append(len(images)) or clf.predict_proba(images))
+        return sum(calls[1:])
+
+    charged = later_pieces()
+    monkeypatch.setattr(split, "PASS_PIXELS", 10**12)
+    free = later_pieces()
+    assert charged <= split.MOST_PIECES - charge and charged < free, (charged, charge, free)
 
 
 def _crowded(digits, seed: int, pages: int) -> list:

@@ -73,11 +73,12 @@ def find_blobs(
     darkness: np.ndarray,
     config: SegmentConfig | None = None,
     read: Read | None = None,
-) -> tuple[list[Blob], np.ndarray, float]:
+) -> tuple[list[Blob], np.ndarray, float, int]:
     """Ink components judged alone, broken strokes joined -> (digit-sized blobs, labels, the
     height of the page's print: the median height of the components dropped as print, 0 where
-    fewer than PRINT_PAGE were). With `read`, long lines of text are probed for print first
-    (_probe_print).
+    fewer than PRINT_PAGE were, and how many times the frame's components were labelled: 1, and
+    once more for each of ruled lines, a second ink and soft rows taken out). With `read`, long
+    lines of text are probed for print first (_probe_print).
 
     Lines the digits are written on (ruled paper, a form's rules, a grid) are taken out
     first, so the digits touching them come apart (_lines). When the page holds two inks
@@ -87,18 +88,22 @@ def find_blobs(
     strokes' cores (_soft_rows_apart)."""
     config = config or SegmentConfig()
     comps = _components(mask, darkness, config)
+    passes = 1
     lines = find_rules(mask, comps)
     if lines is not None:  # ruled lines, table rules, a grid: digits sitting on them come free
         mask = cv2.subtract(mask, cv2.bitwise_or(*lines))
         comps = _without_slivers(_components(mask, darkness, config), lines)
+        passes += 1
     split = _ink_split(comps.strength, comps.judged, config.faint_ratio, comps.stats[:, 3])
     if split is not None:
         # faint components go whole; pen components lose their faint pixels (print they touch)
         faint_top, pen_mean = split
-        in_pen = np.concatenate([[False], comps.strength > faint_top])[comps.labels]  # per pixel
-        mask = np.where(in_pen & (darkness > min(2.0 * faint_top, 0.6 * pen_mean)), mask, 0).astype(np.uint8)
+        mask = _pen_ink(mask, darkness, comps, faint_top, min(2.0 * faint_top, 0.6 * pen_mean))
         comps = _components(mask, darkness, config)
-    comps = _soft_rows_apart(comps, mask, darkness, config, lines)
+        passes += 1
+    apart = _soft_rows_apart(comps, mask, darkness, config, lines)
+    passes += apart is not comps
+    comps = apart
     line, size = _letter_lines(comps)
     printed = _print(comps, line)  # letters and words of lines of print (as dark as the pen)
     if read is not None:
@@ -121,7 +126,8 @@ def find_blobs(
         and _fill(b) >= config.min_fill
         and not _solid(_fill(b), b.box[2], b.box[3], comps.pen, config)
     ]
-    return sorted(keep, key=lambda b: (b.box[1] // max(1, b.box[3]), b.box[0])), comps.labels, print_height
+    blobs = sorted(keep, key=lambda b: (b.box[1] // max(1, b.box[3]), b.box[0]))
+    return blobs, comps.labels, print_height, passes
 
 
 @dataclass
@@ -307,6 +313,22 @@ def _ink_split(
     if np.median(tall[split + 1 :]) < np.median(tall[: split + 1]):
         return None
     return float(values[split]), float(high_mean[split])
+
+
+def _pen_ink(
+    mask: np.ndarray, darkness: np.ndarray, comps: _Components, faint_top: float, least: float
+) -> np.ndarray:
+    """`mask` less the components whose mean ink is `faint_top` or fainter and less every pixel
+    of `least` darkness or fainter. Looked up at the ink left, not at every pixel of the frame:
+    a crowded 1280x720 page's 1.4 ms -> 0.3."""
+    keep = cv2.bitwise_and(mask, cv2.compare(darkness, math.floor(least), cv2.CMP_GT))  # > least
+    points = cv2.findNonZero(keep)
+    if points is None:
+        return keep
+    xs, ys = points.reshape(-1, 2).T
+    faint = np.concatenate([[True], comps.strength <= faint_top])[comps.labels[ys, xs]]
+    keep[ys[faint], xs[faint]] = 0
+    return keep
 
 
 def _without_slivers(comps: _Components, lines: tuple[np.ndarray, np.ndarray]) -> _Components:

@@ -117,6 +117,7 @@ class Located:
     labels: np.ndarray  # component labels (H, W) at working resolution
     darkness: np.ndarray  # grey-level ink (H, W) at working resolution
     print_height: float = 0.0  # the page's print, at working resolution (0: none; find_blobs)
+    passes: int = 1  # how many times the frame's components were labelled (find_blobs)
 
     def to_source(self, box: Box) -> Box:
         if self.scale >= 1.0:
@@ -152,10 +153,10 @@ def locate(
                 np.stack([normalise_crop(blob_ink(box, [part], labels, darkness)) for box, part in items])
             )
 
-    blobs, labels, print_height = find_blobs(mask, darkness, config, read)
+    blobs, labels, print_height, passes = find_blobs(mask, darkness, config, read)
     if timings is not None:
         timings.update(gray=(t1 - t0) * 1e3, ink=(t2 - t1) * 1e3, boxes=(time.perf_counter() - t2) * 1e3)
-    return Located(scale, blobs, labels, darkness, print_height)
+    return Located(scale, blobs, labels, darkness, print_height, passes)
 
 
 def segment(
@@ -180,7 +181,7 @@ def segment(
 
 def find_boxes(mask: np.ndarray, config: SegmentConfig | None = None) -> list[Box]:
     """Boxes of the digit-sized blobs of a mask (its own ink as darkness), unsplit."""
-    blobs, _, _ = find_blobs(mask, mask, config)
+    blobs, *_ = find_blobs(mask, mask, config)
     return [b.box for b in blobs]
 
 

@@ -193,6 +193,12 @@ LEAN_PIECES = 26
 # 116 words of print blown up to 1920x853: 32-36 -> 30-33 ms, one core; a dark-print page of
 # 105 blobs (1542x748): 28.6 -> 25.3 ms; every development set read the same
 FIRST_FREE = 64
+# ... and each labelling of the frame's components past the first (ruled lines, a second ink or
+# soft rows taken out: blobs.find_blobs) as much as a piece per this many pixels: 0.6-3.3 ms
+# a pass at 640x480-1542x748, one core. A crowded page (1280x720) with one pencil mark beside
+# its pen digits took a second pass and was the slowest first live frame, 29-31 ms against
+# 23-26 for its neighbours; the development pages of every live kind read the same
+PASS_PIXELS = 16_000
 # ... but a still image (SegmentConfig.still: an image or folder source, read_digits on a file)
 # is read whole, not at a frame rate: a 1280x720 photo of ~35 numbers written joined takes
 # ~1,200 pieces (camera_real's crowded set: 92.0% read right, the slowest 106 ms; 23.5% within
@@ -327,7 +333,14 @@ def detect(
     located = locate(frame, config, timings, classify)
     t0 = time.perf_counter()
     out = read_blobs(
-        located.blobs, located.labels, located.darkness, config, classify, located.print_height, memory
+        located.blobs,
+        located.labels,
+        located.darkness,
+        config,
+        classify,
+        located.print_height,
+        memory,
+        located.passes,
     )
     for det in out:
         det.box = located.to_source(det.box)
@@ -344,6 +357,7 @@ def read_blobs(
     classify: Classify | None,
     print_height: float = 0.0,
     memory: SplitMemory | None = None,
+    passes: int = 1,
 ) -> list[Detection]:
     """Blobs -> detections. With `classify`, two close blobs that together look like one
     digit may be joined and wide blobs whose whole reading is unsure are split: at most three
@@ -354,7 +368,8 @@ def read_blobs(
     The two later calls classify MOST_PIECES pieces at most (STILL_PIECES for a still image,
     SegmentConfig.still), less the first call's crops beyond FIRST_FREE, the least sure blobs
     first; when every unsure blob's cuts would make more, each is cut at fewer valleys
-    (_valleys_for).
+    (_valleys_for), and less the time the frame's components took to label past the first of
+    its `passes` (PASS_PIXELS).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
     digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
@@ -385,6 +400,7 @@ def read_blobs(
     wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
     budget = STILL_PIECES if config.still else MOST_PIECES
     budget -= max(0, sum(len(lat.pieces) for lat in lattices) - FIRST_FREE)  # the first call's crops
+    budget -= (passes - 1) * labels.size // PASS_PIXELS
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
     cut_at: dict[int, bool] = {}  # the blobs cut in this frame: whether no budget cut it short
     full_lean: set[int] = set()  # the blobs given every leaning cut
