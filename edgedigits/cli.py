@@ -142,6 +142,7 @@ def cmd_camera(args: argparse.Namespace) -> int:
 
     config = CameraConfig(
         model=args.model,
+        second_model=args.second_model,
         source=args.source,
         headless=args.headless,
         output_jsonl=args.output_jsonl,
@@ -349,6 +350,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("camera", help="live digit recognition on a webcam, video, image(s) or demo")
     p.add_argument("--model", help="a .onnx or .tflite file (default: the bundled model.onnx)")
+    p.add_argument(
+        "--second-model",
+        metavar="FILE|none",
+        help="an image's or folder's cut pieces (touching digits) are read by --model and this "
+        "model too, their geometric mean (default: the shipped second.onnx with the bundled "
+        "model, none with another); none: --model alone",
+    )
     p.add_argument(
         "--source", default="0", help="webcam index, video file, image, folder of images, or demo (default 0)"
     )

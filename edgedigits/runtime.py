@@ -118,6 +118,7 @@ class OnnxClassifier(ClassifierBase):
         import onnxruntime as ort
 
         self.path = path
+        self.threads = threads
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
@@ -186,6 +187,7 @@ class TFLiteClassifier(ClassifierBase):
         except ImportError as exc:
             raise MissingExtraError(f"running {path.name}", extra="tflite") from exc
         self.path = path
+        self.threads = threads
         from edgedigits.quiet import silenced
 
         try:

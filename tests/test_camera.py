@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -53,6 +54,34 @@ def test_image_source_reads_the_digits(tmp_path, frames_with_truth):
     # the wide 2 at the top left is read as 2 plus an unsure piece (a "1" at 0.70): the
     # splitter's known cost, measured at 0.5% false detections per digit on webcam frames
     assert n == 8 and right >= 7 and false <= 1
+
+
+def test_a_photos_cut_pieces_are_read_by_the_second_model_unless_told_not_to(tmp_path, frames_with_truth):
+    """An image source with the bundled model reads its cut pieces with the shipped second model
+    too (the summary names it); --second-model none reads them with the model alone."""
+    from edgedigits.camera.loop import CameraConfig, run_camera
+
+    page = tmp_path / "page.png"
+    cv2.imwrite(str(page), frames_with_truth[1][0])  # holds a wide digit the splitter cuts
+    seconds = []
+    real = load_classifier
+
+    def counting(path, *a, **k):
+        seconds.append(Path(path).name)
+        return real(path, *a, **k)
+
+    import edgedigits.runtime
+
+    summaries = {}
+    for flag in (None, "none"):
+        seconds.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(edgedigits.runtime, "load_classifier", counting)
+            config = CameraConfig(source=str(page), headless=True, second_model=flag)
+            summaries[flag] = (run_camera(config, log=lambda _: None), list(seconds))
+    (auto, opened), (off, opened_off) = summaries[None], summaries["none"]
+    assert Path(auto["second_model"]).name == "second.onnx" and "second.onnx" in opened
+    assert off["second_model"] is None and "second.onnx" not in opened_off
 
 
 def test_min_confidence_drops_unsure_digits(tmp_path, frames_with_truth):
@@ -174,6 +203,7 @@ def test_one_batched_call_per_frame(frames_with_truth):
         (["--source", "7"], "no camera at index 7"),
         (["--source", "missing.mp4"], "no such file"),
         (["--source", "demo", "--model", "nope.onnx"], "no such model file"),
+        (["--source", "demo", "--second-model", "nope.onnx"], "no such model file"),
         (["--source", "__BAD_IMAGE__"], "not a readable image"),
         (["--source", "demo", "--min-confidence", "2"], "--min-confidence"),
         (["--source", "demo", "--output-video", "out.gif"], "write a .mp4 or .avi file"),

@@ -32,6 +32,9 @@ WINDOW = "edgedigits camera (q or Esc quits)"
 @dataclass
 class CameraConfig:
     model: str | None = None  # None: the bundled model.onnx
+    # a still image's cut pieces are read by the model and this one too (read_digits' `second`):
+    # None: the shipped second.onnx with the bundled model, none with another; "none": none
+    second_model: str | None = None
     source: str = "0"  # webcam index, video, image, folder or "demo"
     headless: bool = False  # no window
     output_jsonl: str | None = None  # one JSON object per frame
@@ -108,14 +111,17 @@ def process_frame(
     tracker: Tracker | None,
     min_confidence: float,
     seg: SegmentConfig | None = None,
+    second: Any = None,
 ) -> dict[str, Any]:
     """Segment, classify (one batched call; a second for the pieces of unsure wide blobs),
     smooth, filter, group into numbers. ms: segment (pixels to blobs), classify (crops,
-    splits and the model)."""
+    splits and the model). `second`: read_digits' second model for a still's cut pieces."""
     timings: dict[str, float] = {}
     live = tracker is not None and not (seg is not None and seg.still)  # a stream, not photos
     memory = tracker.splits if live else None
-    detections = read_digits(frame, model=classifier, config=seg, timings=timings, memory=memory)
+    detections = read_digits(
+        frame, model=classifier, config=seg, timings=timings, memory=memory, second=second
+    )
     proba = np.stack([d.proba for d in detections]) if detections else np.zeros((0, 10), np.float32)
     if tracker is not None:
         proba = tracker.update([d.box for d in detections], proba, [d.image for d in detections])
@@ -141,13 +147,14 @@ def timed_frame(
     min_confidence: float,
     started: float | None = None,
     seg: SegmentConfig | None = None,
+    second: Any = None,
 ) -> dict[str, Any]:
     """process_frame plus the per-frame timing every caller reports (the loop, the pipeline,
     bench and the benchmarks): ms["capture"] from `started` (a perf_counter taken before the
     frame was fetched; None: no capture) to the call, ms["total"] from `started` to the end."""
     called = time.perf_counter()
     started = called if started is None else started
-    result = process_frame(frame, classifier, tracker, min_confidence, seg)
+    result = process_frame(frame, classifier, tracker, min_confidence, seg, second)
     result["ms"]["capture"] = (called - started) * 1e3
     result["ms"]["total"] = (time.perf_counter() - started) * 1e3
     return result
@@ -210,12 +217,12 @@ def run_camera(
     Raises:
         EdgeDigitsError/ModelError: bad source, model or output path (one line).
     """
-    model, classifier, source = _set_up(config, source)
+    model, classifier, second, source = _set_up(config, source)
     partials: list[Path] = []  # what a failed run wrote, kept beside the untouched outputs
     with _naming_partials(partials), contextlib.ExitStack() as stack:
         stack.callback(source.close)
         outputs = _Outputs.open(config, source.fps, stack, partials)
-        frames, ended = _loop(source, classifier, config, outputs, log)
+        frames, ended = _loop(source, classifier, second, config, outputs, log)
     if source.live and frames == 0 and ended != "failed":
         raise EdgeDigitsError(f"{source.name} delivered no frames; is another program using it?")
     if source.live and ended == "source":
@@ -223,6 +230,7 @@ def run_camera(
     return {
         "frames": frames,
         "model": str(model),
+        "second_model": _second_name(model, second),
         "backend": classifier.backend,
         "device": classifier.device,
         "jsonl": config.output_jsonl,
@@ -230,9 +238,10 @@ def run_camera(
     }
 
 
-def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Source]:
+def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Any, Source]:
     """Everything that can fail before the first frame: flags, output paths, the display,
-    the model and the source, in that order (the cheap checks first)."""
+    the models and the source, in that order (the cheap checks first). The second model is
+    read_digits' `second`: None (the shipped one with the bundled model), False or a Classifier."""
     from edgedigits.runtime import load_classifier
 
     if not 0.0 <= config.min_confidence <= 1.0:
@@ -250,8 +259,22 @@ def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Sou
         )
     model = Path(config.model) if config.model else bundled_model()
     classifier = load_classifier(model, backend=config.backend, threads=config.threads)
+    second: Any = None
+    if config.second_model == "none":
+        second = False
+    elif config.second_model:
+        second = load_classifier(Path(config.second_model), backend=config.backend, threads=config.threads)
     source = source or open_source(config.source, loop_demo=not config.headless, max_pixels=config.max_pixels)
-    return model, classifier, source
+    return model, classifier, second, source
+
+
+def _second_name(model: Path, second: Any) -> str | None:
+    """The second model a still's cut pieces are read with (_set_up's `second`), or None."""
+    from edgedigits.assets import second_model
+
+    if second is None:
+        return str(second_model()) if model.resolve() == bundled_model().resolve() else None
+    return None if second is False else str(second.path)
 
 
 @dataclass
@@ -301,7 +324,12 @@ class _Outputs:
 
 
 def _loop(
-    source: Source, classifier: Any, config: CameraConfig, outputs: _Outputs, log: Callable[[str], None]
+    source: Source,
+    classifier: Any,
+    second: Any,
+    config: CameraConfig,
+    outputs: _Outputs,
+    log: Callable[[str], None],
 ) -> tuple[int, str]:
     """Frames until the source ends ("source"), --max-frames ("max"), q/Esc ("quit") or the
     device fails mid-stream ("failed"); returns (frames in every output, how it ended)."""
@@ -323,7 +351,9 @@ def _loop(
                 outputs.skipped(frames, source.current, source.error)
                 frames += 1
                 continue
-            result = timed_frame(frame, classifier, tracker, config.min_confidence, started=t0, seg=seg)
+            result = timed_frame(
+                frame, classifier, tracker, config.min_confidence, started=t0, seg=seg, second=second
+            )
             quit_key = outputs.frame(frames, frame, result, fps, source.current)
             frames += 1  # this frame is in every output now
             if quit_key:
@@ -456,8 +486,10 @@ class _VideoOut:
 
 def main_summary(summary: dict[str, Any]) -> str:
     outputs = [f"{k} {summary[k]}" for k in ("jsonl", "video") if summary[k]]
+    second = summary.get("second_model")
     return (
         f"{summary['frames']} frames with {Path(summary['model']).name} "
         f"({summary['backend']} on {summary['device']})"
+        + (f", cut pieces of stills also {Path(second).name}" if second else "")
         + ("; wrote " + ", ".join(outputs) if outputs else "")
     )

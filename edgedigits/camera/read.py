@@ -10,7 +10,9 @@ No TensorFlow: numpy, OpenCV and the runtime's Classifier only. The camera loop 
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -37,6 +39,7 @@ def read_digits(
     config: SegmentConfig | None = None,
     timings: dict[str, float] | None = None,
     memory: SplitMemory | None = None,
+    second: Any = None,
 ) -> list[Digit]:
     """The digits of an image, each with its label, confidence and box.
 
@@ -50,6 +53,10 @@ def read_digits(
         timings: receives milliseconds per stage.
         memory: a live stream's SplitMemory (the camera loop's): blobs its last frame read are
             not cut again.
+        second: a still image's cut pieces are read by the model and by this second one (their
+            geometric mean): a Classifier or a model path; None: the shipped second model
+            (assets.second_model) when `model` is the bundled one, else none; False: none.
+            A live frame's are read by the model alone (its time is bounded).
 
     Raises:
         EdgeDigitsError: an unreadable image or a box outside it; ModelError: a bad model.
@@ -59,7 +66,8 @@ def read_digits(
         config = SegmentConfig(still=True)  # a file is a photo or scan: read whole
     frame = _image(image)
     if boxes is None:
-        found = detect(frame, classifier.predict_proba, config, timings, memory)
+        reread = _second(classifier, second) if config is not None and config.still else None
+        found = detect(frame, classifier.predict_proba, config, timings, memory, reread)
     else:
         found = _read_boxes(frame, boxes, classifier, config)
     return [
@@ -79,6 +87,28 @@ def _classifier(model: Any) -> Any:
 
         model = bundled_model()
     return load_classifier(model)
+
+
+def _second(classifier: Any, second: Any) -> Any:
+    """The second model's predict_proba (read_digits' `second`), or None."""
+    if second is False:
+        return None
+    if second is not None:
+        return _classifier(second).predict_proba
+    from edgedigits.assets import bundled_model
+
+    path = getattr(classifier, "path", None)
+    if path is None or Path(path).resolve() != bundled_model().resolve():
+        return None
+    if classifier not in _SECONDS:  # opened once per classifier: one classifier per thread
+        from edgedigits.assets import second_model
+        from edgedigits.runtime import load_classifier
+
+        _SECONDS[classifier] = load_classifier(second_model(), threads=getattr(classifier, "threads", None))
+    return _SECONDS[classifier].predict_proba
+
+
+_SECONDS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def _image(image: Any) -> np.ndarray:

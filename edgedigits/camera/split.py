@@ -323,12 +323,14 @@ def detect(
     config: SegmentConfig | None = None,
     timings: dict[str, float] | None = None,
     memory: SplitMemory | None = None,
+    reread: Classify | None = None,
 ) -> list[Detection]:
     """The camera's whole reading of a frame: segment, classify one crop per blob in one
     batched call, and the candidate pieces of unsure wide blobs in a second. Each Detection
     carries its probabilities; boxes are in frame pixels. `timings` receives ms for gray,
     ink, boxes and read (crops + classify). `memory`: a live stream's readings of its last
-    frame, used and updated (SplitMemory)."""
+    frame, used and updated (SplitMemory). `reread`: a second model for a still image's cut
+    pieces (read_blobs)."""
     config = config or SegmentConfig()
     located = locate(frame, config, timings, classify)
     t0 = time.perf_counter()
@@ -341,6 +343,7 @@ def detect(
         located.print_height,
         memory,
         located.passes,
+        reread,
     )
     for det in out:
         det.box = located.to_source(det.box)
@@ -358,6 +361,7 @@ def read_blobs(
     print_height: float = 0.0,
     memory: SplitMemory | None = None,
     passes: int = 1,
+    reread: Classify | None = None,
 ) -> list[Detection]:
     """Blobs -> detections. With `classify`, two close blobs that together look like one
     digit may be joined and wide blobs whose whole reading is unsure are split: at most three
@@ -369,7 +373,8 @@ def read_blobs(
     SegmentConfig.still), less the first call's crops beyond FIRST_FREE, the least sure blobs
     first; when every unsure blob's cuts would make more, each is cut at fewer valleys
     (_valleys_for), and less the time the frame's components took to label past the first of
-    its `passes` (PASS_PIXELS).
+    its `passes` (PASS_PIXELS). In a still image (SegmentConfig.still), with `reread`, a second
+    model, each cut piece reads as the two models' geometric mean (_agreed).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
     digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
@@ -377,6 +382,7 @@ def read_blobs(
     was cut short and the budget allows (SplitMemory); `memory` then holds this frame's."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
+    read_pieces = _agreed(classify, reread) if config.still and reread is not None else classify
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
     # typical digit height of its line of text (of the page, for a line of under 3 blobs) tells
     # how many digits a blob is wide (the page's alone was the print's, on a page of print)
@@ -449,7 +455,7 @@ def read_blobs(
         if not cut:
             break
         if todo:
-            proba = np.asarray(classify(np.stack([img for _, _, img in todo])), np.float32)
+            proba = np.asarray(read_pieces(np.stack([img for _, _, img in todo])), np.float32)
             for (k, key, _), p in zip(todo, proba, strict=True):
                 read[k][key] = p
         for k, _, lat in cut:
@@ -670,6 +676,20 @@ def _typical_heights(blobs: list[Blob]) -> dict[int, float]:
 def _least(proba: np.ndarray, path: list[int]) -> float:
     """The lowest confidence along a reading (`path`: edges of the lattice proba belongs to)."""
     return min((float(proba[e].max()) for e in path), default=0.0)
+
+
+def _agreed(classify: Classify, reread: Classify) -> Classify:
+    """Both models' readings of a batch, as their geometric mean (renormalised): a piece reads
+    surely only when both read it so. Two digits left in one piece or a fragment of one read
+    as a digit are read surely by one model more often than by two trained apart."""
+
+    def both(images: np.ndarray) -> np.ndarray:
+        p = np.maximum(np.asarray(classify(images), np.float64), 1e-9)
+        q = np.maximum(np.asarray(reread(images), np.float64), 1e-9)
+        mean = np.sqrt(p * q)
+        return (mean / mean.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    return both
 
 
 def _classify(lattices: list[Lattice], classify: Classify) -> list[np.ndarray]:
