@@ -374,7 +374,9 @@ def read_blobs(
     first; when every unsure blob's cuts would make more, each is cut at fewer valleys
     (_valleys_for), and less the time the frame's components took to label past the first of
     its `passes` (PASS_PIXELS). In a still image (SegmentConfig.still), with `reread`, a second
-    model, each cut piece reads as the two models' geometric mean (_agreed).
+    model, each cut piece reads as the two models' geometric mean (_agreed) for its reading
+    and its path; the rules for print and labels count a piece unsure (a letter) only when
+    `classify` alone reads it unsure too (they were set on its readings).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
     digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
@@ -382,7 +384,7 @@ def read_blobs(
     was cut short and the budget allows (SplitMemory); `memory` then holds this frame's."""
     if classify is None:
         return [Detection(b.box, _piece(b, labels, darkness)[1]) for b in blobs]
-    read_pieces = _agreed(classify, reread) if config.still and reread is not None else classify
+    agree = reread if config.still else None
     # a digit with a long tail (a 7 or 9 reaching into the next line) makes its blob tall: the
     # typical digit height of its line of text (of the page, for a line of under 3 blobs) tells
     # how many digits a blob is wide (the page's alone was the print's, on a page of print)
@@ -408,6 +410,8 @@ def read_blobs(
     budget -= max(0, sum(len(lat.pieces) for lat in lattices) - FIRST_FREE)  # the first call's crops
     budget -= (passes - 1) * labels.size // PASS_PIXELS
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
+    alone: dict[int, dict[bytes, np.ndarray]] = {}  # ... by `classify` alone
+    plain = list(probas)  # each lattice's readings by `classify` alone (the print rules')
     cut_at: dict[int, bool] = {}  # the blobs cut in this frame: whether no budget cut it short
     full_lean: set[int] = set()  # the blobs given every leaning cut
     cache: dict[int, _Plan] = {}
@@ -455,13 +459,18 @@ def read_blobs(
         if not cut:
             break
         if todo:
-            proba = np.asarray(read_pieces(np.stack([img for _, _, img in todo])), np.float32)
-            for (k, key, _), p in zip(todo, proba, strict=True):
+            images = np.stack([img for _, _, img in todo])
+            one = np.asarray(classify(images), np.float32)
+            proba = one if agree is None else _agreed(one, np.asarray(agree(images), np.float32))
+            for (k, key, _), p, q in zip(todo, proba, one, strict=True):
                 read[k][key] = p
+                alone.setdefault(k, {})[key] = q
         for k, _, lat in cut:
             proba = np.array([read[k][key] for key in lat.keys], np.float32).reshape(-1, 10)
+            by_one = np.array([alone[k][key] for key in lat.keys], np.float32).reshape(-1, 10)
             lat.add(0, lat.end, whole[k][0])  # the whole stays a candidate
             lattices[k], probas[k] = lat, np.concatenate([proba, whole[k][1]])
+            plain[k] = np.concatenate([by_one, whole[k][1]])
             sure = _least(probas[k], lat.best(probas[k])) >= SURE
             cut_at[k] = valleys == MOST_CUTS and (k in full_lean if lean else sure)
         # a third call for the readings still unsure somewhere: the same cuts and, beside
@@ -470,6 +479,7 @@ def read_blobs(
     for k, reading in recalled.items():
         if k not in cut_at:  # read as the last frame read it
             lattices[k], probas[k] = _recalled(reading, lattices[k].blob, whole[k])
+            plain[k] = probas[k]
     paths = [lat.best(proba) for lat, proba in zip(lattices, probas, strict=True)]
     if memory is not None:
         memory.readings = [
@@ -481,10 +491,12 @@ def read_blobs(
             )
             for k in sorted(set(cut_at) | set(recalled))
         ]
-    printed = _print_rows(lattices, probas, paths, print_height)
-    printed |= _words(probas, paths)
+    # the print rules weigh how surely each piece reads: by either reading, when there are two
+    surest = [np.maximum(p, q) for p, q in zip(probas, plain, strict=True)]
+    printed = _print_rows(lattices, surest, paths, print_height)
+    printed |= _words(surest, paths)
     printed |= _print_sized(lattices, paths, print_height) | words
-    printed |= _labels(lattices, probas, paths, printed)
+    printed |= _labels(lattices, surest, paths, printed)
     out = []
     for k, (lat, proba, path) in enumerate(zip(lattices, probas, paths, strict=True)):
         if k not in printed:
@@ -678,18 +690,12 @@ def _least(proba: np.ndarray, path: list[int]) -> float:
     return min((float(proba[e].max()) for e in path), default=0.0)
 
 
-def _agreed(classify: Classify, reread: Classify) -> Classify:
-    """Both models' readings of a batch, as their geometric mean (renormalised): a piece reads
-    surely only when both read it so. Two digits left in one piece or a fragment of one read
-    as a digit are read surely by one model more often than by two trained apart."""
-
-    def both(images: np.ndarray) -> np.ndarray:
-        p = np.maximum(np.asarray(classify(images), np.float64), 1e-9)
-        q = np.maximum(np.asarray(reread(images), np.float64), 1e-9)
-        mean = np.sqrt(p * q)
-        return (mean / mean.sum(axis=1, keepdims=True)).astype(np.float32)
-
-    return both
+def _agreed(one: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Two models' readings of a batch [N, 10] as their geometric mean (renormalised): a piece
+    reads surely only when both read it so. Two digits left in one piece or a fragment of one
+    read as a digit are read surely by one model more often than by two trained apart."""
+    mean = np.sqrt(np.maximum(one, 1e-9).astype(np.float64) * np.maximum(other, 1e-9))
+    return (mean / mean.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _classify(lattices: list[Lattice], classify: Classify) -> list[np.ndarray]:
