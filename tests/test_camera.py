@@ -56,13 +56,15 @@ def test_image_source_reads_the_digits(tmp_path, frames_with_truth):
     assert n == 8 and right >= 7 and false <= 1
 
 
-def test_a_photos_cut_pieces_are_read_by_the_second_model_unless_told_not_to(tmp_path, frames_with_truth):
+def test_a_photos_cut_pieces_are_read_by_the_second_model_unless_told_not_to(tmp_path):
     """An image source with the bundled model reads its cut pieces with the shipped second model
     too (the summary names it); --second-model none reads them with the model alone."""
+    from edgedigits.camera import synth_pages
     from edgedigits.camera.loop import CameraConfig, run_camera
 
     page = tmp_path / "page.png"
-    cv2.imwrite(str(page), frames_with_truth[1][0])  # holds a wide digit the splitter cuts
+    x, y = demo_digits()
+    cv2.imwrite(str(page), synth_pages.touching(x, y, np.random.default_rng(0))[0])  # numbers written joined
     seconds = []
     real = load_classifier
 

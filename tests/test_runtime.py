@@ -139,3 +139,13 @@ def test_unavailable_provider_is_one_line():
 
     with pytest.raises(EdgeDigitsError, match="none of the execution providers"):
         load_classifier(bundled_model(), providers=["NoSuchExecutionProvider"])
+
+
+def test_a_low_memory_session_reads_as_the_default_one(mnist5k):
+    """low_memory drops onnxruntime's memory arena, not a digit of the readings."""
+    from edgedigits.assets import second_model
+
+    x = mnist5k.x_test[:300]
+    plain, low = (load_classifier(second_model(), low_memory=flag).predict_proba(x) for flag in (False, True))
+    np.testing.assert_allclose(low, plain, atol=1e-6)
+    assert (plain.argmax(axis=1) == mnist5k.y_test[:300]).mean() >= 0.97

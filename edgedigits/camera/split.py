@@ -492,7 +492,7 @@ def read_blobs(
             for k in sorted(set(cut_at) | set(recalled))
         ]
     # the print rules weigh how surely each piece reads: by either reading, when there are two
-    surest = [np.maximum(p, q) for p, q in zip(probas, plain, strict=True)]
+    surest = probas if agree is None else [np.maximum(p, q) for p, q in zip(probas, plain, strict=True)]
     printed = _print_rows(lattices, surest, paths, print_height)
     printed |= _words(surest, paths)
     printed |= _print_sized(lattices, paths, print_height) | words
