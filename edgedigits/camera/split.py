@@ -199,6 +199,11 @@ FIRST_FREE = 64
 # its pen digits took a second pass and was the slowest first live frame, 29-31 ms against
 # 23-26 for its neighbours; the development pages of every live kind read the same
 PASS_PIXELS = 16_000
+# ... and so is the first, past the pixels of a 640x480 frame (MOST_PIECES was set on those):
+# a 1542x748 page 53 pieces less, 1280x720 38, 1920x1080 110. The benchmark's slowest first
+# live frames (best of 3, one core): dark print 25.3 -> 22.3 ms, crowded 25 -> 23.3 ms; 60
+# development pages of print and dark print (seeds 11 / 12) read the same
+BUDGET_PIXELS = 640 * 480
 # ... but a still image (SegmentConfig.still: an image or folder source, read_digits on a file)
 # is read whole, not at a frame rate: a 1280x720 photo of ~35 numbers written joined takes
 # ~1,200 pieces (camera_real's crowded set: 92.0% read right, the slowest 106 ms; 23.5% within
@@ -372,11 +377,12 @@ def read_blobs(
     The two later calls classify MOST_PIECES pieces at most (STILL_PIECES for a still image,
     SegmentConfig.still), less the first call's crops beyond FIRST_FREE, the least sure blobs
     first; when every unsure blob's cuts would make more, each is cut at fewer valleys
-    (_valleys_for), and less the time the frame's components took to label past the first of
-    its `passes` (PASS_PIXELS). In a still image (SegmentConfig.still), with `reread`, a second
-    model, each cut piece reads as the two models' geometric mean (_agreed) for its reading
-    and its path; the rules for print and labels count a piece unsure (a letter) only when
-    `classify` alone reads it unsure too (they were set on its readings).
+    (_valleys_for), and less the time the frame's components took to label: every pass past the
+    first of its `passes`, and the first past BUDGET_PIXELS (PASS_PIXELS).
+    In a still image (SegmentConfig.still), with `reread`, a second model, each cut piece reads
+    as the two models' geometric mean (_agreed) for its reading and its path; the rules for
+    print and labels count a piece unsure (a letter) only when `classify` alone reads it
+    unsure too (they were set on its readings).
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
     digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
@@ -408,7 +414,7 @@ def read_blobs(
     wide.sort(key=lambda kh: float(whole[kh[0]][1].max()))  # the least sure first
     budget = STILL_PIECES if config.still else MOST_PIECES
     budget -= max(0, sum(len(lat.pieces) for lat in lattices) - FIRST_FREE)  # the first call's crops
-    budget -= (passes - 1) * labels.size // PASS_PIXELS
+    budget -= ((passes - 1) * labels.size + max(0, labels.size - BUDGET_PIXELS)) // PASS_PIXELS
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
     alone: dict[int, dict[bytes, np.ndarray]] = {}  # ... by `classify` alone
     plain = list(probas)  # each lattice's readings by `classify` alone (the print rules')
