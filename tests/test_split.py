@@ -490,8 +490,9 @@ def _print_page_of(clf, digits, rows=8):
 def test_long_lines_of_print_are_found_by_reading_a_few_letters(clf, digits, monkeypatch):
     """Lines of print whose letters are a digit's size: each line is probed, 8 letters read,
     and found print before its letters are joined, cropped or read (blobs._probe_print). The
-    frame classifies 147 crops, not 261 (every letter, then the splitter's pieces of the words
-    as far as its budget goes, less the letters beyond split.FIRST_FREE; a benchmark page of
+    frame classifies 147 crops, not 243 (every letter, then the splitter's pieces of the words
+    as far as its budget goes, less the letters beyond split.FIRST_FREE and the frame's size
+    past split.BUDGET_PIXELS; 261 before that was charged; a benchmark page of
     1,470 letters took ~150 ms on one core where the bound is 30 ms); nothing in the print is
     reported either way, and the pen digits are read."""
     frame, truths = _print_page_of(clf, digits)
@@ -509,7 +510,7 @@ def test_long_lines_of_print_are_found_by_reading_a_few_letters(clf, digits, mon
         assert [d for d in found if d.box[1] + d.box[3] < truths[0].box[1]] == [], long_line
         read = [{"label": int(d.proba.argmax()), "box": d.box} for d in found]
         assert score_detections(truths, read)[1] == 4, long_line
-    assert min(crops.values()) < 0.6 * max(crops.values()) and max(crops.values()) == crops[10**6], crops
+    assert min(crops.values()) < 0.65 * max(crops.values()) and max(crops.values()) == crops[10**6], crops
 
 
 def test_a_frame_classifies_a_bounded_number_of_crops_in_all(clf, digits, monkeypatch):
@@ -1048,15 +1049,16 @@ def test_a_page_of_joined_numbers_held_before_the_camera_is_read_over_a_few_fram
     """A live stream of a still page of ~28 numbers written joined: each frame's budget cuts
     some of them; a blob its last frame read is not cut again (split.SplitMemory), so the next
     frame cuts the others, then those a budget cut short at every valley. By the eighth frame
-    (a quarter of a second at 30 fps): 53 and 54 of 56 and 57 digits, where each frame read
-    alone gives 44 and 41."""
+    (a quarter of a second at 30 fps): 51 of 56 and 57 digits, where each frame read alone
+    gives 36 and 38 (53 and 54 before the live budget paid for the frame's 1400x400 pixels,
+    split.BUDGET_PIXELS)."""
     for seed in (6, 7):
         ((page, truths),) = _crowded(digits, seed, 1)
         tracker = Tracker()
         for frame, moved in held(page, truths, np.random.default_rng(0), 8):
             streamed = score_detections(moved, process_frame(frame, clf, tracker, 0.5)["digits"])[1]
         alone = score_detections(moved, process_frame(frame, clf, None, 0.5)["digits"])[1]
-        assert streamed >= 0.9 * len(truths) and streamed >= alone + 5, (seed, streamed, alone, len(truths))
+        assert streamed >= 0.88 * len(truths) and streamed >= alone + 10, (seed, streamed, alone, len(truths))
 
 
 def test_a_joined_number_replaced_in_place_is_read_as_itself(clf, digits):
