@@ -13,6 +13,11 @@ def bundled_model() -> Path:
     return Path(str(resources.files("edgedigits.assets").joinpath("model.onnx")))
 
 
+def is_bundled(path: str | Path) -> bool:
+    """Whether `path` is the bundled model.onnx (whose second opinion is second_model)."""
+    return Path(path).resolve() == bundled_model().resolve()
+
+
 def second_model() -> Path:
     """A second pretrained model.onnx, trained differently (the CNN recipe of the bundled model
     for 24 epochs, without its long-tail stretch: the model bundled before it, 99.37% on t10k).

@@ -270,10 +270,10 @@ def _set_up(config: CameraConfig, source: Source | None) -> tuple[Path, Any, Any
 
 def _second_name(model: Path, second: Any) -> str | None:
     """The second model a still's cut pieces are read with (_set_up's `second`), or None."""
-    from edgedigits.assets import second_model
+    from edgedigits.assets import is_bundled, second_model
 
     if second is None:
-        return str(second_model()) if model.resolve() == bundled_model().resolve() else None
+        return str(second_model()) if is_bundled(model) else None
     return None if second is False else str(second.path)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -95,10 +94,10 @@ def _second(classifier: Any, second: Any) -> Any:
         return None
     if second is not None:
         return _classifier(second).predict_proba
-    from edgedigits.assets import bundled_model
+    from edgedigits.assets import is_bundled
 
     path = getattr(classifier, "path", None)
-    if path is None or Path(path).resolve() != bundled_model().resolve():
+    if path is None or not is_bundled(path):
         return None
 
     def shipped(images: np.ndarray) -> np.ndarray:

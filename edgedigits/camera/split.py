@@ -416,7 +416,7 @@ def read_blobs(
     budget -= max(0, sum(len(lat.pieces) for lat in lattices) - FIRST_FREE)  # the first call's crops
     budget -= ((passes - 1) * labels.size + max(0, labels.size - BUDGET_PIXELS)) // PASS_PIXELS
     read: dict[int, dict[bytes, np.ndarray]] = {}  # per blob, its pieces read so far by key
-    alone: dict[int, dict[bytes, np.ndarray]] = {}  # ... by `classify` alone
+    alone: dict[int, dict[bytes, np.ndarray]] = {}  # ... by `classify` alone, when `agree` reads too
     plain = list(probas)  # each lattice's readings by `classify` alone (the print rules')
     cut_at: dict[int, bool] = {}  # the blobs cut in this frame: whether no budget cut it short
     full_lean: set[int] = set()  # the blobs given every leaning cut
@@ -470,13 +470,17 @@ def read_blobs(
             proba = one if agree is None else _agreed(one, np.asarray(agree(images), np.float32))
             for (k, key, _), p, q in zip(todo, proba, one, strict=True):
                 read[k][key] = p
-                alone.setdefault(k, {})[key] = q
+                if agree is not None:
+                    alone.setdefault(k, {})[key] = q
         for k, _, lat in cut:
-            proba = np.array([read[k][key] for key in lat.keys], np.float32).reshape(-1, 10)
-            by_one = np.array([alone[k][key] for key in lat.keys], np.float32).reshape(-1, 10)
+            keys = list(lat.keys)  # its pieces', before the whole joins them
+            proba = np.array([read[k][key] for key in keys], np.float32).reshape(-1, 10)
             lat.add(0, lat.end, whole[k][0])  # the whole stays a candidate
             lattices[k], probas[k] = lat, np.concatenate([proba, whole[k][1]])
-            plain[k] = np.concatenate([by_one, whole[k][1]])
+            plain[k] = probas[k]
+            if agree is not None:  # the print rules': `classify`'s readings alone
+                by_one = np.array([alone[k][key] for key in keys], np.float32).reshape(-1, 10)
+                plain[k] = np.concatenate([by_one, whole[k][1]])
             sure = _least(probas[k], lat.best(probas[k])) >= SURE
             cut_at[k] = valleys == MOST_CUTS and (k in full_lean if lean else sure)
         # a third call for the readings still unsure somewhere: the same cuts and, beside
