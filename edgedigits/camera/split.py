@@ -501,12 +501,16 @@ def read_blobs(
             )
             for k in sorted(set(cut_at) | set(recalled))
         ]
-    # the print rules weigh how surely each piece reads: by either reading, when there are two
-    surest = probas if agree is None else [np.maximum(p, q) for p, q in zip(probas, plain, strict=True)]
+    # with two readings, the print rules take a piece for a letter only when neither is sure,
+    # and a digit beside a label for sure only when both are
+    surest, least = probas, probas
+    if agree is not None:
+        surest = [np.maximum(p, q) for p, q in zip(probas, plain, strict=True)]
+        least = [np.minimum(p, q) for p, q in zip(probas, plain, strict=True)]
     printed = _print_rows(lattices, surest, paths, print_height)
     printed |= _words(surest, paths)
     printed |= _print_sized(lattices, paths, print_height) | words
-    printed |= _labels(lattices, surest, paths, printed)
+    printed |= _labels(lattices, surest, paths, printed, least)
     out = []
     for k, (lat, proba, path) in enumerate(zip(lattices, probas, paths, strict=True)):
         if k not in printed:
@@ -646,7 +650,11 @@ def _print_tall(blob: Blob, print_height: float) -> bool:
 
 
 def _labels(
-    lattices: list[Lattice], probas: list[np.ndarray], paths: list[list[int]], printed: set[int]
+    lattices: list[Lattice],
+    probas: list[np.ndarray],
+    paths: list[list[int]],
+    printed: set[int],
+    anchors: list[np.ndarray] | None = None,
 ) -> set[int]:
     """Lattices that are a printed label beside handwritten digits ("Total", "Date:"): a line
     of text read as two or more digits, one of them below NO_DIGIT (a letter: w, e, a; a small
@@ -670,7 +678,8 @@ def _labels(
             candidates += [[k] for k in ks if _with_letter(probas[k], paths[k], 2)]
     if not candidates:  # most frames: no letter in any line
         return set()
-    sure = [k for k in range(len(lattices)) if paths[k] and _least(probas[k], paths[k]) >= SURE]
+    anchors = probas if anchors is None else anchors  # the readings a sure digit is sure by
+    sure = [k for k in range(len(lattices)) if paths[k] and _least(anchors[k], paths[k]) >= SURE]
     if not sure:
         return set()
     dx, dy, dw, dh = np.array([lattices[k].blob.box for k in sure], np.float64).T
