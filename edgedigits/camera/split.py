@@ -381,8 +381,8 @@ def read_blobs(
     first of its `passes`, and the first past BUDGET_PIXELS (PASS_PIXELS).
     In a still image (SegmentConfig.still), with `reread`, a second model, each cut piece reads
     as the two models' geometric mean (_agreed) for its reading and its path; the rules for
-    print and labels count a piece unsure (a letter) only when `classify` alone reads it
-    unsure too (they were set on its readings).
+    print and labels (set on `classify`'s readings) count a piece a letter only when neither
+    reading is sure, and a digit beside a label sure only when both are.
     Blobs of a line of print (_print_rows), words of print cut into letters (_words, and
     _print_sized on a page whose print is `print_height` tall) and printed labels beside
     digits (_labels) are not reported. Without `classify`, a blob is a digit. With `memory`,
